@@ -1,0 +1,62 @@
+"""The ingress: a small Starlette app. No request path makes a chain call."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.catalog import TokenCatalog
+from api.errors import rejection
+from api.routes.health import healthz
+from api.routes.mint import mint
+from api.routes.payments import payment_status
+from api.routes.tokens import token_info
+from shared.config import Settings, load_settings
+from shared.db import open_async_pool
+from shared.logs import configure_logging
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return rejection(exc.status_code, reason, str(exc.detail))
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    return rejection(503, "temporarily_unavailable", "the service could not take this request; try again")
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.pool = await open_async_pool(settings.database_url, max_size=settings.db_pool_size)
+        app.state.catalog = TokenCatalog(app.state.pool)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    return Starlette(
+        routes=[
+            Route("/api/mint/{token_address}", mint, methods=["POST"]),
+            Route("/api/payment/{payment_id}", payment_status, methods=["GET"]),
+            Route("/api/tokens/{token_address}", token_info, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory: `uvicorn --factory api.app:app_from_env`."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format, component="api")
+    return create_app(settings)

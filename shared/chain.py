@@ -1,0 +1,90 @@
+"""Talking to the EVM node: a web3 client, local signing, fee quotes and classified broadcasts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import Web3RPCError
+
+from shared.broadcast_errors import BroadcastOutcome, classify_broadcast_error
+
+
+def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
+    """A web3 client over HTTP; retries are ours to decide, so the provider does not retry."""
+    return Web3(
+        Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+    )
+
+
+def relayer(private_key: str) -> LocalAccount:
+    if not private_key:
+        raise ValueError("a relayer private key is required (PAYMENT_RELAYER_KEY / MINT_RELAYER_KEY)")
+    account: LocalAccount = Account.from_key(private_key)
+    return account
+
+
+@dataclass(frozen=True, slots=True)
+class Fees:
+    max_fee_per_gas: int
+    max_priority_fee: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    raw: bytes
+    tx_hash: str  # 0x-prefixed lowercase
+    nonce: int
+    gas_limit: int
+    fees: Fees
+
+
+def quote_fees(w3: Web3) -> Fees:
+    """EIP-1559 fees for the next block: twice the base fee plus the node's suggested tip."""
+    block = w3.eth.get_block("latest")
+    base_fee = int(block.get("baseFeePerGas", 0) or 0)
+    tip = int(w3.eth.max_priority_fee)
+    return Fees(max_fee_per_gas=2 * base_fee + tip, max_priority_fee=tip)
+
+
+def sign(
+    account: LocalAccount, *, chain_id: int, nonce: int, to: str, data: str, gas: int, fees: Fees
+) -> SignedTx:
+    tx: dict[str, Any] = {
+        "type": 2,
+        "chainId": chain_id,
+        "nonce": nonce,
+        "to": Web3.to_checksum_address(to),
+        "value": 0,
+        "data": data,
+        "gas": gas,
+        "maxFeePerGas": fees.max_fee_per_gas,
+        "maxPriorityFeePerGas": fees.max_priority_fee,
+    }
+    signed = account.sign_transaction(tx)
+    return SignedTx(
+        raw=bytes(signed.raw_transaction),
+        tx_hash="0x" + bytes(signed.hash).hex(),
+        nonce=nonce,
+        gas_limit=gas,
+        fees=fees,
+    )
+
+
+def broadcast(w3: Web3, raw: bytes) -> tuple[BroadcastOutcome, str]:
+    """Send stored signed bytes; return how it went and the node's words (empty on success)."""
+    try:
+        w3.eth.send_raw_transaction(raw)
+    except Web3RPCError as exc:
+        message = str(exc.message if getattr(exc, "message", None) else exc)
+        return classify_broadcast_error(message), message
+    except Exception as exc:  # transport errors: the node may or may not have it
+        return BroadcastOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}"
+    return BroadcastOutcome.ACCEPTED, ""
+
+
+def pending_nonce(w3: Web3, address: str) -> int:
+    return int(w3.eth.get_transaction_count(Web3.to_checksum_address(address), "pending"))

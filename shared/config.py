@@ -1,0 +1,138 @@
+"""Settings from the environment (12-factor), with an optional `.env` file.
+
+Every variable is listed in docs/configuration.md; this module is the only place that reads them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
+
+
+class ConfigError(ValueError):
+    """A variable is missing or malformed."""
+
+
+def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str:
+    value = env.get(name, default)
+    if value is None or value == "":
+        raise ConfigError(f"environment variable {name} is required")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class StageSettings:
+    """How one stage polls: how many rows a claim takes, and the idle wait between empty polls."""
+
+    batch_size: int
+    poll_interval: float
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    rpc_url: str = DEFAULT_RPC_URL
+    chain_id: int = 31337
+    network: str = ""  # x402 network name; empty = derived from chain_id
+    api_host: str = "127.0.0.1"
+    api_port: int = 8402
+    api_workers: int = 1
+    public_url: str = ""  # base URL used in x402 `resource`; empty = http://api_host:api_port
+    max_quantity: int = 10
+    max_timeout_seconds: int = 300
+    settle_margin_seconds: int = 30
+    payment_relayer_key: str = field(default="", repr=False)
+    mint_relayer_key: str = field(default="", repr=False)
+    payment_stage: StageSettings = StageSettings(50, 4.0)
+    confirm_stage: StageSettings = StageSettings(20, 2.0)
+    mint_stage: StageSettings = StageSettings(10, 3.0)
+    confirmations: int = 1
+    lease_seconds: int = 60
+    rebroadcast_after_seconds: float = 15.0
+    max_mint_attempts: int = 5
+    payment_gas_limit: int = 150_000
+    mint_gas_base: int = 60_000
+    mint_gas_per_item: int = 80_000
+    rpc_timeout_seconds: float = 10.0
+    drain_seconds: float = 20.0
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @property
+    def resource_base(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.api_host}:{self.api_port}"
+
+
+def read_environment(env_file: Path | None = None) -> dict[str, str]:
+    """The process environment over the `.env` file (the environment wins)."""
+    values: dict[str, str] = {}
+    path = env_file or Path(os.environ.get("X402_ENV_FILE", ".env"))
+    if path.is_file():
+        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    e = read_environment() if env is None else env
+    return Settings(
+        database_url=_get(e, "DATABASE_URL"),
+        rpc_url=e.get("RPC_URL") or DEFAULT_RPC_URL,
+        chain_id=_int(e, "CHAIN_ID", 31337),
+        network=e.get("X402_NETWORK", ""),
+        api_host=e.get("API_HOST") or "127.0.0.1",
+        api_port=_int(e, "API_PORT", 8402),
+        api_workers=_int(e, "API_WORKERS", 1),
+        public_url=e.get("PUBLIC_URL", ""),
+        max_quantity=_int(e, "MAX_QUANTITY", 10),
+        max_timeout_seconds=_int(e, "MAX_TIMEOUT_SECONDS", 300),
+        settle_margin_seconds=_int(e, "SETTLE_MARGIN_SECONDS", 30),
+        payment_relayer_key=e.get("PAYMENT_RELAYER_KEY", ""),
+        mint_relayer_key=e.get("MINT_RELAYER_KEY", ""),
+        payment_stage=StageSettings(
+            _int(e, "PAYMENT_BATCH_SIZE", 50), _float(e, "PAYMENT_POLL_INTERVAL", 4.0)
+        ),
+        confirm_stage=StageSettings(
+            _int(e, "CONFIRM_BATCH_SIZE", 20), _float(e, "CONFIRM_POLL_INTERVAL", 2.0)
+        ),
+        mint_stage=StageSettings(_int(e, "MINT_BATCH_SIZE", 10), _float(e, "MINT_POLL_INTERVAL", 3.0)),
+        confirmations=_int(e, "CONFIRMATIONS", 1),
+        lease_seconds=_int(e, "LEASE_SECONDS", 60),
+        rebroadcast_after_seconds=_float(e, "REBROADCAST_AFTER_SECONDS", 15.0),
+        max_mint_attempts=_int(e, "MAX_MINT_ATTEMPTS", 5),
+        payment_gas_limit=_int(e, "PAYMENT_GAS_LIMIT", 150_000),
+        mint_gas_base=_int(e, "MINT_GAS_BASE", 60_000),
+        mint_gas_per_item=_int(e, "MINT_GAS_PER_ITEM", 80_000),
+        rpc_timeout_seconds=_float(e, "RPC_TIMEOUT_SECONDS", 10.0),
+        drain_seconds=_float(e, "DRAIN_SECONDS", 20.0),
+        db_pool_size=_int(e, "DB_POOL_SIZE", 10),
+        log_level=e.get("LOG_LEVEL") or "INFO",
+        log_format=e.get("LOG_FORMAT") or "json",
+    )

@@ -1,0 +1,37 @@
+"""PostgreSQL access: connection pools (psycopg 3 + psycopg_pool) with dict rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+
+def open_pool(database_url: str, *, max_size: int = 10, name: str = "x402") -> ConnectionPool[Connection[DictRow]]:
+    pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row, "autocommit": False},
+        name=name,
+        open=False,
+        check=ConnectionPool.check_connection,
+    )
+    pool.open(wait=True, timeout=30)
+    return pool
+
+
+async def open_async_pool(database_url: str, *, max_size: int = 10) -> AsyncConnectionPool[Any]:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        name="x402-api",
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool

@@ -1,0 +1,117 @@
+"""The run loop every stage shares (after procrastinate's worker and pgqueuer's supervisor).
+
+Idle, a stage waits for whichever comes first: a NOTIFY on one of its channels, its poll interval,
+or a stop. With a backlog (a batch came back full) it keeps draining without sleeping. SIGTERM and
+SIGINT only set the stop event; the batch in hand finishes, and a watchdog ends the process if that
+takes longer than `drain_seconds` (shorter than supervisord's stopwaitsecs). Ending it early is safe:
+every row it held is either committed in its new status or reclaimed when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Protocol
+
+import psycopg
+import structlog
+from psycopg import sql
+
+from shared.config import StageSettings
+
+log = structlog.get_logger()
+
+
+class Stage(Protocol):
+    name: str
+    channels: tuple[str, ...]
+    stage_settings: StageSettings
+
+    def run_once(self) -> int:
+        """Process one batch; return how many items it handled."""
+        ...
+
+
+class Listener:
+    """A LISTEN connection that survives database restarts (it reconnects on the next wait)."""
+
+    def __init__(self, database_url: str, channels: tuple[str, ...]) -> None:
+        self._url = database_url
+        self._channels = channels
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+        for channel in self._channels:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        return conn
+
+    def wait(self, timeout: float, stop: threading.Event) -> bool:
+        """Block until a notice arrives (True), `timeout` passes or `stop` is set (False)."""
+        deadline = time.monotonic() + timeout
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                for _ in self._conn.notifies(timeout=min(remaining, 0.5), stop_after=1):
+                    return True
+            except psycopg.Error as exc:
+                log.warning("listener_unavailable", error=str(exc))
+                self.close()
+                stop.wait(min(remaining, 1.0))
+        return False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+def install_stop_handlers(stop: threading.Event, drain_seconds: float) -> None:
+    """SIGTERM/SIGINT set `stop`; a watchdog ends the process if draining outlasts `drain_seconds`."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            return
+        stop.set()
+        log.info("stop_requested", signal=signal.Signals(signum).name, drain_seconds=drain_seconds)
+        watchdog = threading.Timer(drain_seconds, _drain_timed_out)
+        watchdog.daemon = True
+        watchdog.start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def _drain_timed_out() -> None:
+    log.error("drain_timed_out")
+    os._exit(3)
+
+
+def run_stage(stage: Stage, database_url: str, stop: threading.Event, *, error_backoff: float = 1.0) -> None:
+    """Run `stage` until `stop` is set."""
+    listener = Listener(database_url, stage.channels)
+    log.info("stage_started", stage=stage.name, batch_size=stage.stage_settings.batch_size)
+    try:
+        while not stop.is_set():
+            try:
+                handled = stage.run_once()
+            except Exception:
+                log.exception("batch_failed", stage=stage.name)
+                stop.wait(error_backoff)
+                continue
+            if handled >= stage.stage_settings.batch_size:
+                continue  # a backlog: keep draining
+            if handled:
+                continue  # something moved; look again before sleeping (cheap when empty)
+            listener.wait(stage.stage_settings.poll_interval, stop)
+    finally:
+        listener.close()
+        log.info("stage_stopped", stage=stage.name)

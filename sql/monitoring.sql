@@ -1,0 +1,31 @@
+-- Monitoring queries for operators (psql -f sql/monitoring.sql). The first three are the seed's,
+-- unchanged; `x402-mint stats` runs the same blocks.
+
+-- name: queue_depth
+SELECT status, COUNT(*) FROM payment_queue GROUP BY status ORDER BY status;
+
+-- name: processing_rate
+SELECT DATE_TRUNC('minute', processed_at) AS minute, COUNT(*) AS payments
+  FROM payment_queue
+ WHERE processed_at > NOW() - INTERVAL '5 minutes'
+ GROUP BY minute
+ ORDER BY minute;
+
+-- name: stuck_payments
+SELECT COUNT(*) AS stuck_sent
+  FROM payment_queue
+ WHERE status = 'sent' AND processed_at < NOW() - INTERVAL '5 minutes';
+
+-- name: mint_queue_depth
+SELECT status, COUNT(*) FROM mint_queue GROUP BY status ORDER BY status;
+
+-- name: paid_not_minted
+-- Payments whose money arrived but whose mints are not all completed (refund decisions).
+SELECT p.id, p.payer, p.quantity, p.processed_at,
+       count(m.id) FILTER (WHERE m.status = 'completed') AS minted,
+       count(m.id) FILTER (WHERE m.status = 'failed') AS failed_mints
+  FROM payment_queue p LEFT JOIN mint_queue m ON m.payment_id = p.id
+ WHERE p.status = 'completed'
+ GROUP BY p.id
+HAVING count(m.id) FILTER (WHERE m.status = 'completed') < p.quantity
+ ORDER BY p.processed_at;

@@ -1,0 +1,81 @@
+-- name: insert_payment
+-- api: one row per EIP-3009 authorization; a second submission of the nonce inserts nothing.
+INSERT INTO payment_queue (token_address, asset, payer, recipient, quantity, amount, nonce,
+                           valid_after, valid_before, signature, payment_header)
+VALUES (%(token_address)s, %(asset)s, %(payer)s, %(recipient)s, %(quantity)s, %(amount)s, %(nonce)s,
+        %(valid_after)s, %(valid_before)s, %(signature)s, %(payment_header)s)
+ON CONFLICT ON CONSTRAINT payment_queue_one_per_authorization DO NOTHING
+RETURNING id;
+
+-- name: payment_id_for_authorization
+SELECT id FROM payment_queue WHERE asset = %(asset)s AND payer = %(payer)s AND nonce = %(nonce)s;
+
+-- name: claim_payments
+-- payment-sender: pending payments, and processing ones whose claimer's lease ran out.
+WITH claimable AS (
+    SELECT id FROM payment_queue
+     WHERE status IN ('pending', 'processing')
+       AND (locked_until IS NULL OR locked_until < now())
+     ORDER BY created_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE payment_queue p
+   SET status = 'processing', claim_token = %(claim_token)s, attempts = p.attempts + 1,
+       locked_until = now() + make_interval(secs => %(lease)s), updated_at = now()
+  FROM claimable
+ WHERE p.id = claimable.id
+RETURNING p.*;
+
+-- name: lock_claimed_payments
+-- payment-sender: the rows this claim still owns, locked for the write-ahead transaction.
+SELECT id FROM payment_queue
+ WHERE id = ANY(%(ids)s) AND status = 'processing' AND claim_token = %(claim_token)s
+   FOR UPDATE;
+
+-- name: mark_payment_sent
+UPDATE payment_queue
+   SET status = 'sent', chain_tx_id = %(chain_tx_id)s, tx_hash = %(tx_hash)s, locked_until = NULL,
+       processed_at = now(), updated_at = now()
+ WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
+
+-- name: defer_claimed_payment
+-- payment-sender: not sendable yet (validAfter not reached on chain); look again after a delay.
+UPDATE payment_queue
+   SET status = 'pending', error = %(error)s, claim_token = NULL,
+       locked_until = now() + make_interval(secs => %(delay)s), updated_at = now()
+ WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
+
+-- name: fail_claimed_payment
+-- payment-sender: pre-flight showed the authorization cannot move the money; nothing was sent.
+UPDATE payment_queue
+   SET status = 'failed', error = %(error)s, locked_until = NULL, processed_at = now(), updated_at = now()
+ WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
+
+-- name: complete_payment
+-- confirmer: the payment's transaction succeeded; mint rows are inserted in the same transaction.
+UPDATE payment_queue
+   SET status = 'completed', tx_hash = %(tx_hash)s, error = NULL, processed_at = now(), updated_at = now()
+ WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent'
+RETURNING id, token_address, asset, payer, recipient, quantity, nonce;
+
+-- name: fail_sent_payment
+UPDATE payment_queue
+   SET status = 'failed', tx_hash = %(tx_hash)s, error = %(error)s, processed_at = now(), updated_at = now()
+ WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent'
+RETURNING id;
+
+-- name: payment_by_id
+SELECT p.id, p.status, p.tx_hash, p.payer, p.recipient, p.token_address, p.quantity, p.amount, p.error,
+       coalesce(
+         (SELECT json_agg(json_build_object('id', m.id, 'mintId', m.mint_id, 'status', m.status,
+                                            'tx_hash', m.tx_hash) ORDER BY m.mint_index)
+            FROM mint_queue m WHERE m.payment_id = p.id), '[]'::json) AS mints
+  FROM payment_queue p
+ WHERE p.id = %(id)s;
+
+-- name: release_claimed_payments
+-- payment-sender: a batch it could not finish (an RPC fault) goes straight back to pending.
+UPDATE payment_queue
+   SET status = 'pending', claim_token = NULL, locked_until = NULL, updated_at = now()
+ WHERE id = ANY(%(ids)s) AND status = 'processing' AND claim_token = %(claim_token)s;

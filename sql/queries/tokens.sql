@@ -1,0 +1,24 @@
+-- name: upsert_token
+INSERT INTO tokens (address, chain_id, symbol, asset, asset_name, asset_version, asset_decimals,
+                    price_per_mint, mint_amount, max_mint_count, description)
+VALUES (%(address)s, %(chain_id)s, %(symbol)s, %(asset)s, %(asset_name)s, %(asset_version)s,
+        %(asset_decimals)s, %(price_per_mint)s, %(mint_amount)s, %(max_mint_count)s, %(description)s)
+ON CONFLICT (address) DO UPDATE
+   SET symbol = EXCLUDED.symbol, asset = EXCLUDED.asset, asset_name = EXCLUDED.asset_name,
+       asset_version = EXCLUDED.asset_version, asset_decimals = EXCLUDED.asset_decimals,
+       price_per_mint = EXCLUDED.price_per_mint, mint_amount = EXCLUDED.mint_amount,
+       max_mint_count = EXCLUDED.max_mint_count, description = EXCLUDED.description;
+
+-- name: list_tokens
+SELECT * FROM tokens ORDER BY created_at;
+
+-- name: token_by_address
+SELECT * FROM tokens WHERE address = %(address)s;
+
+-- name: token_supply
+-- Mint units minted (completed mints) and committed (accepted payments not failed).
+SELECT
+  coalesce((SELECT count(*) FROM mint_queue m WHERE m.token_address = %(address)s AND m.status = 'completed'), 0)
+    AS minted,
+  coalesce((SELECT sum(quantity) FROM payment_queue p WHERE p.token_address = %(address)s
+             AND p.status NOT IN ('failed', 'confirmation_failed')), 0) AS committed;

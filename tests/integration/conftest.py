@@ -1,0 +1,133 @@
+"""Real parts for integration tests: a PostgreSQL database created and dropped per session, an anvil
+node with the compiled contracts deployed, and the three stages running in threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psycopg
+import pytest
+from web3 import Web3
+
+from cli.devnet import anvil, deploy, postgres
+from cli.devnet.paths import free_port
+from shared import chain
+from shared.config import Settings, StageSettings
+from shared.migrations import migrate
+from shared.runtime import open_runtime
+from shared.stage import run_stage
+from workers import confirmer, mint_sender, payment_sender
+
+
+@dataclass(frozen=True)
+class Chain:
+    rpc_url: str
+    chain_id: int
+    w3: Web3
+    proc: object
+
+
+@dataclass(frozen=True)
+class Deployment:
+    usdc: deploy.UsdcInfo
+    token: deploy.TokenInfo
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """Server URL: TEST_PG_URL if set, else the project-local cluster (started if needed)."""
+    return os.environ.get("TEST_PG_URL") or postgres.ensure_running()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server: str) -> Iterator[str]:
+    name = f"x402_test_{uuid.uuid4().hex[:10]}"
+    url = postgres.ensure_database(pg_server, name)
+    migrate(url)
+    yield url
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def devchain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    port = free_port(18545)
+    log = Path(tmp_path_factory.mktemp("anvil")) / "anvil.log"
+    proc = anvil.start(port=port, chain_id=31337, log_path=log)
+    rpc_url = f"http://127.0.0.1:{port}"
+    try:
+        yield Chain(rpc_url, 31337, chain.connect(rpc_url), proc)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def deployment(devchain: Chain, database_url: str) -> Deployment:
+    w3 = devchain.w3
+    deployer = anvil.dev_account(anvil.DEPLOYER).address
+    usdc = deploy.deploy_usdc(w3, deployer)
+    token = deploy.deploy_token(w3, deployer, usdc.address, minter=anvil.dev_account(anvil.MINT_RELAYER).address)
+    deploy.fund(w3, deployer, usdc.address, [anvil.dev_account(i).address for i in anvil.BUYERS], 10_000 * 10**6)
+    deploy.register_token(database_url, deploy.read_token(w3, token.address))
+    return Deployment(usdc, token)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, devchain: Chain, deployment: Deployment) -> Settings:
+    return Settings(
+        database_url=database_url,
+        rpc_url=devchain.rpc_url,
+        chain_id=devchain.chain_id,
+        payment_relayer_key=anvil.dev_account(anvil.PAYMENT_RELAYER).key.hex(),
+        mint_relayer_key=anvil.dev_account(anvil.MINT_RELAYER).key.hex(),
+        payment_stage=StageSettings(50, 0.5),
+        confirm_stage=StageSettings(20, 0.5),
+        mint_stage=StageSettings(10, 0.5),
+        rebroadcast_after_seconds=3.0,
+    )
+
+
+class Pipeline:
+    """The three stages, each in its own thread with its own runtime, as separate processes would be."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.runtimes = []
+
+    def start(self) -> Pipeline:
+        for module in (payment_sender, confirmer, mint_sender):
+            rt = open_runtime(self.settings)
+            stage = module.create(rt)
+            stage.start()
+            self.runtimes.append(rt)
+            thread = threading.Thread(target=run_stage, args=(stage, self.settings.database_url, self.stop),
+                                      name=stage.name, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
+        for rt in self.runtimes:
+            rt.close()
+
+
+@pytest.fixture
+def pipeline(settings: Settings) -> Iterator[Pipeline]:
+    running = Pipeline(settings).start()
+    yield running
+    running.close()
+
+
+def with_settings(settings: Settings, **changes: object) -> Settings:
+    return replace(settings, **changes)  # type: ignore[arg-type]

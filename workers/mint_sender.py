@@ -1,0 +1,100 @@
+"""mint-sender: mints the tokens of confirmed payments with batchMint from the mint relayer.
+
+pending → processing (claim, leased) → completed at once when hasMinted says the id is on chain,
+else → sent (one batchMint per token, signed, stored, committed; then broadcast). The confirmer
+settles sent mints from the transaction's logs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from shared import chain, nonces, txstore
+from shared.broadcaster import Outgoing, broadcast_stored
+from shared.queries import q
+from shared.runtime import Runtime
+
+log = structlog.get_logger()
+
+
+class MintSender:
+    name = "mint-sender"
+    channels = ("x402_mint_queue_pending",)
+
+    def __init__(self, runtime: Runtime, relayer: LocalAccount) -> None:
+        self.rt = runtime
+        self.settings = runtime.settings
+        self.stage_settings = runtime.settings.mint_stage
+        self.relayer = relayer
+        self.address = relayer.address.lower()
+
+    def start(self) -> None:
+        with self.rt.pool.connection() as conn:
+            nonce = nonces.reconcile(
+                conn, self.settings.chain_id, self.address, chain.pending_nonce(self.rt.w3, self.address)
+            )
+        log.info("relayer_ready", stage=self.name, relayer=self.address, next_nonce=nonce)
+
+    def run_once(self) -> int:
+        claim_token = uuid.uuid4()
+        with self.rt.pool.connection() as conn, conn.transaction():
+            rows = conn.execute(q("claim_mints"), {
+                "limit": self.stage_settings.batch_size, "claim_token": claim_token,
+                "lease": self.settings.lease_seconds}).fetchall()
+        if not rows:
+            return 0
+        try:
+            self._mint(rows, claim_token)
+        except Exception:
+            with self.rt.pool.connection() as conn, conn.transaction():
+                conn.execute(q("release_claimed_mints"), {"ids": [r["id"] for r in rows],
+                                                          "claim_token": claim_token})
+            raise
+        return len(rows)
+
+    def _mint(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
+        already = [r["id"] for r in rows if self._has_minted(r["token_address"], r["mint_id"])]
+        todo: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            if r["id"] not in already:
+                todo[r["token_address"]].append(r)
+        fees = chain.quote_fees(self.rt.w3) if todo else None
+        sent: list[Outgoing] = []
+        with self.rt.pool.connection() as conn, conn.transaction():
+            if already:
+                conn.execute(q("complete_claimed_mints"), {"ids": already, "claim_token": claim_token})
+                log.info("mints_already_on_chain", count=len(already))
+            for token_address, group in todo.items():
+                owned = {r["id"] for r in conn.execute(q("lock_claimed_mints"), {
+                    "ids": [r["id"] for r in group], "claim_token": claim_token}).fetchall()}
+                batch = [r for r in group if r["id"] in owned]
+                if not batch:
+                    continue
+                assert fees is not None
+                nonce = nonces.allocate(conn, self.settings.chain_id, self.address, 1)
+                data = self.rt.token().encode_abi("batchMint", args=[
+                    [Web3.to_checksum_address(r["recipient"]) for r in batch],
+                    [bytes.fromhex(r["mint_id"][2:]) for r in batch],
+                ])
+                gas = self.settings.mint_gas_base + self.settings.mint_gas_per_item * len(batch)
+                signed = chain.sign(self.relayer, chain_id=self.settings.chain_id, nonce=nonce,
+                                    to=token_address, data=str(data), gas=gas, fees=fees)
+                chain_tx_id = txstore.store_signed(conn, chain_id=self.settings.chain_id,
+                                                   from_address=self.address, purpose="mint", signed=signed)
+                conn.execute(q("mark_mints_sent"), {"ids": [r["id"] for r in batch], "claim_token": claim_token,
+                                                    "chain_tx_id": chain_tx_id, "tx_hash": signed.tx_hash})
+                sent.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, nonce, {"mints": len(batch)}))
+        broadcast_stored(self.rt, sent, "mint_tx_broadcast")
+
+    def _has_minted(self, token_address: str, mint_id: str) -> bool:
+        return bool(self.rt.token(token_address).functions.hasMinted(bytes.fromhex(mint_id[2:])).call())
+
+
+def create(runtime: Runtime) -> MintSender:
+    return MintSender(runtime, chain.relayer(runtime.settings.mint_relayer_key))

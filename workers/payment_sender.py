@@ -1,0 +1,137 @@
+"""payment-sender: settles accepted x402 payments on chain with transferWithAuthorization.
+
+pending → processing (claim, leased) → sent (signed, stored, committed; then broadcast) or failed
+(pre-flight: the authorization cannot move the money, so nothing is sent).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import ContractLogicError
+
+from shared import chain, nonces, txstore
+from shared.config import Settings
+from shared.broadcaster import Outgoing, broadcast_stored
+from shared.queries import q
+from shared.reverts import revert_reason
+from shared.runtime import Runtime
+
+log = structlog.get_logger()
+DEFER_SECONDS = 1.0
+_TRANSIENT = ("authorization is not yet valid",)
+
+
+def is_transient(reason: str) -> bool:
+    """A pre-flight revert that time will cure (the chain's clock has not reached validAfter)."""
+    return any(marker in reason for marker in _TRANSIENT)
+
+
+class PaymentSender:
+    name = "payment-sender"
+    channels = ("x402_payment_queue_pending",)
+
+    def __init__(self, runtime: Runtime, relayer: LocalAccount) -> None:
+        self.rt = runtime
+        self.settings: Settings = runtime.settings
+        self.stage_settings = runtime.settings.payment_stage
+        self.relayer = relayer
+        self.address = relayer.address.lower()
+        self.usdc_abi = runtime.usdc()
+
+    def start(self) -> None:
+        """Line the stored nonce up with the chain before sending anything."""
+        with self.rt.pool.connection() as conn:
+            nonce = nonces.reconcile(
+                conn, self.settings.chain_id, self.address, chain.pending_nonce(self.rt.w3, self.address)
+            )
+        log.info("relayer_ready", stage=self.name, relayer=self.address, next_nonce=nonce)
+
+    def run_once(self) -> int:
+        claim_token = uuid.uuid4()
+        with self.rt.pool.connection() as conn, conn.transaction():
+            rows = conn.execute(
+                q("claim_payments"),
+                {"limit": self.stage_settings.batch_size, "claim_token": claim_token,
+                 "lease": self.settings.lease_seconds},
+            ).fetchall()
+        if not rows:
+            return 0
+        try:
+            self._settle(rows, claim_token)
+        except Exception:
+            with self.rt.pool.connection() as conn, conn.transaction():
+                conn.execute(q("release_claimed_payments"), {"ids": [r["id"] for r in rows],
+                                                             "claim_token": claim_token})
+            raise
+        return len(rows)
+
+    def _settle(self, rows: list[Any], claim_token: uuid.UUID) -> None:
+        calls: dict[Any, str] = {}
+        failures: dict[Any, str] = {}
+        deferred: dict[Any, str] = {}
+        for row in rows:
+            data = self._calldata(row)
+            reason = self._preflight(row["asset"], data)
+            if reason is None:
+                calls[row["id"]] = data
+            elif is_transient(reason):
+                deferred[row["id"]] = reason
+            else:
+                failures[row["id"]] = reason
+        fees = chain.quote_fees(self.rt.w3) if calls else None
+        sent: list[Outgoing] = []
+        with self.rt.pool.connection() as conn, conn.transaction():
+            for payment_id, reason in failures.items():
+                conn.execute(q("fail_claimed_payment"), {"id": payment_id, "claim_token": claim_token,
+                                                         "error": reason})
+                log.info("payment_failed_preflight", payment_id=str(payment_id), reason=reason)
+            for payment_id, reason in deferred.items():
+                conn.execute(q("defer_claimed_payment"), {"id": payment_id, "claim_token": claim_token,
+                                                          "error": reason, "delay": DEFER_SECONDS})
+            owned = [r["id"] for r in conn.execute(
+                q("lock_claimed_payments"), {"ids": list(calls), "claim_token": claim_token}).fetchall()]
+            if owned:
+                assert fees is not None
+                first = nonces.allocate(conn, self.settings.chain_id, self.address, len(owned))
+                by_id = {r["id"]: r for r in rows}
+                for offset, payment_id in enumerate(owned):
+                    signed = chain.sign(
+                        self.relayer, chain_id=self.settings.chain_id, nonce=first + offset,
+                        to=by_id[payment_id]["asset"], data=calls[payment_id],
+                        gas=self.settings.payment_gas_limit, fees=fees,
+                    )
+                    chain_tx_id = txstore.store_signed(
+                        conn, chain_id=self.settings.chain_id, from_address=self.address,
+                        purpose="payment", signed=signed,
+                    )
+                    conn.execute(q("mark_payment_sent"), {"id": payment_id, "claim_token": claim_token,
+                                                          "chain_tx_id": chain_tx_id, "tx_hash": signed.tx_hash})
+                    sent.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, signed.nonce,
+                                         {"payment_id": str(payment_id)}))
+        broadcast_stored(self.rt, sent, "payment_tx_broadcast")
+
+    def _calldata(self, row: dict[str, Any]) -> str:
+        sig = bytes.fromhex(row["signature"].removeprefix("0x"))
+        r, s, v = sig[:32], sig[32:64], sig[64]
+        return str(self.usdc_abi.encode_abi("transferWithAuthorization", args=[
+            Web3.to_checksum_address(row["payer"]), Web3.to_checksum_address(row["token_address"]),
+            int(row["amount"]), int(row["valid_after"]), int(row["valid_before"]),
+            bytes.fromhex(row["nonce"].removeprefix("0x")), v, r, s,
+        ]))
+
+    def _preflight(self, asset: str, data: str) -> str | None:
+        """eth_call the transfer; a revert here means sending it would only burn gas."""
+        try:
+            self.rt.w3.eth.call({"from": self.relayer.address, "to": Web3.to_checksum_address(asset), "data": data})
+        except ContractLogicError as exc:
+            return revert_reason(exc)
+        return None
+
+
+def create(runtime: Runtime) -> PaymentSender:
+    return PaymentSender(runtime, chain.relayer(runtime.settings.payment_relayer_key))
