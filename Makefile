@@ -1,0 +1,53 @@
+# The two commands: `make demo` (set up everything, run the service and a demo purchase) and
+# `make test` (set up everything, run the whole suite). `make stop` ends what `make demo` started.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: install demo stop test lint unit integration bench clean
+
+install: $(VENV)/.installed node_modules/.installed .dev/.postgres-binaries
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# PostgreSQL's server binaries, for the project-local cluster used when DATABASE_URL is not set.
+.dev/.postgres-binaries:
+	@mkdir -p .dev
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing PostgreSQL server binaries"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+	touch $@
+
+demo: install
+	bin/x402-mint dev up
+	bin/x402-mint demo
+	@echo "The service keeps running: supervisorctl -c supervisord.conf status; make stop ends it."
+
+stop:
+	bin/x402-mint dev down
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy shared api workers cli
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install
+	$(BIN)/pytest tests/integration
+
+test: install lint
+	$(BIN)/pytest
+
+clean: stop
+	rm -rf .dev

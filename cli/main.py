@@ -1,0 +1,74 @@
+"""`x402-mint`: the one command for operators, supervisord programs and developers."""
+
+from __future__ import annotations
+
+import threading
+from enum import Enum
+
+import typer
+
+from cli import demo, dev, ops
+from shared.config import load_settings
+from shared.logs import configure_logging
+from shared.migrations import migrate
+
+app = typer.Typer(help="Sell freshly minted tokens for USDC paid over x402: pay first, mint after.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(ops.token_app, name="token")
+app.add_typer(dev.app, name="dev")
+app.command("stats")(ops.stats)
+app.command("demo")(demo.demo)
+
+
+class StageName(str, Enum):
+    payment_sender = "payment-sender"
+    confirmer = "confirmer"
+    mint_sender = "mint-sender"
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the numbered migrations in sql/migrations that are not applied yet."""
+    settings = load_settings()
+    configure_logging(settings.log_level, "console")
+    applied = migrate(settings.database_url)
+    typer.echo(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
+
+
+@app.command("api")
+def api() -> None:
+    """Serve the x402 ingress with uvicorn (API_HOST, API_PORT, API_WORKERS)."""
+    import uvicorn
+
+    settings = load_settings()
+    uvicorn.run("api.app:app_from_env", factory=True, host=settings.api_host, port=settings.api_port,
+                workers=settings.api_workers, log_level=settings.log_level.lower(), access_log=False,
+                timeout_graceful_shutdown=int(settings.drain_seconds))
+
+
+@app.command("worker")
+def worker(stage: StageName) -> None:
+    """Run one pipeline stage until SIGTERM (then drain within DRAIN_SECONDS)."""
+    from shared.runtime import open_runtime
+    from shared.stage import install_stop_handlers, run_stage
+    from workers import confirmer, mint_sender, payment_sender
+
+    modules = {StageName.payment_sender: payment_sender, StageName.confirmer: confirmer,
+               StageName.mint_sender: mint_sender}
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format, component=stage.value)
+    stop = threading.Event()
+    install_stop_handlers(stop, settings.drain_seconds)
+    runtime = open_runtime(settings)
+    try:
+        instance = modules[stage].create(runtime)
+        instance.start()
+        run_stage(instance, settings.database_url, stop)
+    finally:
+        runtime.close()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,54 @@
+"""Operator commands: tokens on sale and the monitoring figures."""
+
+from __future__ import annotations
+
+import psycopg
+import typer
+from psycopg.rows import dict_row
+
+from shared import chain
+from shared.config import load_settings
+from shared.queries import SQL_DIR, parse_blocks, q
+
+token_app = typer.Typer(help="Tokens on sale.", no_args_is_help=True)
+
+
+@token_app.command("add")
+def token_add(address: str, description: str = typer.Option("", help="Shown in the x402 402 answer.")) -> None:
+    """Register (or refresh) a deployed MintToken: its terms are read from its contract."""
+    from cli.devnet.deploy import read_token, register_token
+
+    settings = load_settings()
+    terms = read_token(chain.connect(settings.rpc_url), address)
+    if terms["chain_id"] != settings.chain_id:
+        raise typer.BadParameter(f"the node is on chain {terms['chain_id']}, CHAIN_ID is {settings.chain_id}")
+    terms["description"] = description
+    register_token(settings.database_url, terms)
+    typer.echo(f"registered {terms['symbol']} at {terms['address']}: price {terms['price_per_mint']} "
+               f"(asset {terms['asset']}), {terms['mint_amount']} per mint, max {terms['max_mint_count']}")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """The tokens on sale."""
+    with psycopg.connect(load_settings().database_url, row_factory=dict_row) as conn:
+        for row in conn.execute(q("list_tokens")):
+            typer.echo(f"{row['address']}  {row['symbol']:<8} price={row['price_per_mint']} "
+                       f"mint_amount={row['mint_amount']} max={row['max_mint_count']} asset={row['asset']}")
+
+
+def monitoring_queries() -> dict[str, str]:
+    return parse_blocks((SQL_DIR / "monitoring.sql").read_text())
+
+
+def stats() -> None:
+    """Queue depth by status, payments per minute (last 5 min), stuck payments, paid-but-not-minted."""
+    queries = monitoring_queries()
+    with psycopg.connect(load_settings().database_url) as conn:
+        for name, sql in queries.items():
+            rows = conn.execute(sql).fetchall()
+            typer.echo(f"== {name.replace('_', ' ')}")
+            if not rows:
+                typer.echo("   (none)")
+            for row in rows:
+                typer.echo("   " + "  ".join(str(v) for v in row))
