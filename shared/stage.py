@@ -28,6 +28,9 @@ class Stage(Protocol):
     name: str
     channels: tuple[str, ...]
     stage_settings: StageSettings
+    #: Set by run_once when it left work that is due again soon (e.g. a receipt not mined yet):
+    #: the idle wait is then no longer than this.
+    wake_after: float | None
 
     def run_once(self) -> int:
         """Process one batch; return how many items it handled."""
@@ -111,7 +114,10 @@ def run_stage(stage: Stage, database_url: str, stop: threading.Event, *, error_b
                 continue  # a backlog: keep draining
             if handled:
                 continue  # something moved; look again before sleeping (cheap when empty)
-            listener.wait(stage.stage_settings.poll_interval, stop)
+            interval = stage.stage_settings.poll_interval
+            if stage.wake_after is not None:
+                interval = min(interval, stage.wake_after)
+            listener.wait(interval, stop)
     finally:
         listener.close()
         log.info("stage_stopped", stage=stage.name)

@@ -39,6 +39,7 @@ class Confirmer:
         self.settings = runtime.settings
         self.stage_settings = runtime.settings.confirm_stage
         self.token_events = runtime.token()
+        self.wake_after: float | None = None
 
     def start(self) -> None:
         pass
@@ -49,7 +50,9 @@ class Confirmer:
                 q("claim_unconfirmed_txs"),
                 {"limit": self.stage_settings.batch_size, "lease": self.settings.lease_seconds},
             ).fetchall()
+        self.wake_after = None
         if not txs:
+            self._schedule_wake()
             return 0
         head = self.rt.w3.eth.block_number
         settled = 0
@@ -57,11 +60,19 @@ class Confirmer:
             receipt = self._receipt(tx["tx_hashes"])
             if receipt is None or not self._final(receipt, head):
                 self._not_yet(tx, receipt)
+                self.wake_after = RECHECK_SECONDS
                 continue
             with self.rt.pool.connection() as conn, conn.transaction():
                 if self._settle(conn, tx, receipt):
                     settled += 1
         return settled
+
+    def _schedule_wake(self) -> None:
+        with self.rt.pool.connection() as conn:
+            row = conn.execute(q("seconds_until_next_check")).fetchone()
+            conn.rollback()
+        if row and row["seconds"] is not None:
+            self.wake_after = max(0.05, float(row["seconds"]))
 
     def _receipt(self, tx_hashes: list[str]) -> TxReceipt | None:
         for tx_hash in reversed(tx_hashes):

@@ -31,6 +31,7 @@ class MintSender:
         self.rt = runtime
         self.settings = runtime.settings
         self.stage_settings = runtime.settings.mint_stage
+        self.wake_after: float | None = None
         self.relayer = relayer
         self.address = relayer.address.lower()
 

@@ -39,6 +39,7 @@ class PaymentSender:
         self.rt = runtime
         self.settings: Settings = runtime.settings
         self.stage_settings = runtime.settings.payment_stage
+        self.wake_after: float | None = None
         self.relayer = relayer
         self.address = relayer.address.lower()
         self.usdc_abi = runtime.usdc()
@@ -59,6 +60,7 @@ class PaymentSender:
                 {"limit": self.stage_settings.batch_size, "claim_token": claim_token,
                  "lease": self.settings.lease_seconds},
             ).fetchall()
+        self.wake_after = None
         if not rows:
             return 0
         try:
@@ -90,6 +92,8 @@ class PaymentSender:
                 conn.execute(q("fail_claimed_payment"), {"id": payment_id, "claim_token": claim_token,
                                                          "error": reason})
                 log.info("payment_failed_preflight", payment_id=str(payment_id), reason=reason)
+            if deferred:
+                self.wake_after = DEFER_SECONDS
             for payment_id, reason in deferred.items():
                 conn.execute(q("defer_claimed_payment"), {"id": payment_id, "claim_token": claim_token,
                                                           "error": reason, "delay": DEFER_SECONDS})

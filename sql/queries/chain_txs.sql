@@ -42,3 +42,8 @@ UPDATE chain_txs
        gas_used = %(gas_used)s, settled_at = now(), locked_until = NULL
  WHERE id = %(id)s AND state = 'unconfirmed'
 RETURNING id;
+
+-- name: seconds_until_next_check
+-- confirmer, when nothing is due: how long until the earliest unconfirmed transaction is.
+SELECT greatest(0, extract(epoch FROM min(locked_until) - now()))::float8 AS seconds
+  FROM chain_txs WHERE state = 'unconfirmed';
