@@ -35,10 +35,16 @@ class Token:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Token:
         return cls(
-            address=row["address"], chain_id=int(row["chain_id"]), symbol=row["symbol"], asset=row["asset"],
-            asset_name=row["asset_name"], asset_version=row["asset_version"],
-            asset_decimals=int(row["asset_decimals"]), price_per_mint=int(row["price_per_mint"]),
-            mint_amount=int(row["mint_amount"]), max_mint_count=int(row["max_mint_count"]),
+            address=row["address"],
+            chain_id=int(row["chain_id"]),
+            symbol=row["symbol"],
+            asset=row["asset"],
+            asset_name=row["asset_name"],
+            asset_version=row["asset_version"],
+            asset_decimals=int(row["asset_decimals"]),
+            price_per_mint=int(row["price_per_mint"]),
+            mint_amount=int(row["mint_amount"]),
+            max_mint_count=int(row["max_mint_count"]),
             description=row["description"],
         )
 

@@ -15,9 +15,17 @@ from shared.eip3009 import Authorization, Eip712Domain, sign_transfer
 from shared.x402 import ExactEvmPayment, encode_payment_header
 
 
-def sign_payment(accept: dict[str, Any], private_key: str, *, chain_id: int, nonce: bytes | None = None,
-                 valid_after: int | None = None, valid_before: int | None = None,
-                 value: int | None = None, network: str | None = None) -> str:
+def sign_payment(
+    accept: dict[str, Any],
+    private_key: str,
+    *,
+    chain_id: int,
+    nonce: bytes | None = None,
+    valid_after: int | None = None,
+    valid_before: int | None = None,
+    value: int | None = None,
+    network: str | None = None,
+) -> str:
     """Sign an EIP-3009 authorization paying exactly what `accept` asks; return the header value."""
     now = int(time.time())
     payer = Account.from_key(private_key).address.lower()

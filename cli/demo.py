@@ -16,13 +16,17 @@ from shared.contracts import load_artifact
 PURCHASES = ((0, 1), (1, 3), (0, 2))  # (payer index, quantity)
 
 
-def _purchase(client: httpx.Client, state: dict[str, Any], token: str, payer: dict[str, str], quantity: int) -> str:
+def _purchase(
+    client: httpx.Client, state: dict[str, Any], token: str, payer: dict[str, str], quantity: int
+) -> str:
     offer = client.post(f"/api/mint/{token}", json={"quantity": quantity})
     if offer.status_code != 402:
         raise RuntimeError(f"expected 402 with payment requirements, got {offer.status_code}: {offer.text}")
     accept = offer.json()["accepts"][0]
-    typer.echo(f"  402: pay {int(accept['maxAmountRequired']) / 10**6:.2f} USDC to {accept['payTo']} "
-               f"on {accept['network']}")
+    typer.echo(
+        f"  402: pay {int(accept['maxAmountRequired']) / 10**6:.2f} USDC to {accept['payTo']} "
+        f"on {accept['network']}"
+    )
     header = sign_payment(accept, payer["private_key"], chain_id=state["chain_id"])
     accepted = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header})
     if accepted.status_code != 202:
@@ -32,7 +36,9 @@ def _purchase(client: httpx.Client, state: dict[str, Any], token: str, payer: di
     return payment_id
 
 
-def _follow(client: httpx.Client, payment_ids: list[str], timeout: float = 120.0) -> dict[str, dict[str, Any]]:
+def _follow(
+    client: httpx.Client, payment_ids: list[str], timeout: float = 120.0
+) -> dict[str, dict[str, Any]]:
     deadline, last = time.monotonic() + timeout, ""
     done: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline and len(done) < len(payment_ids):
@@ -40,7 +46,10 @@ def _follow(client: httpx.Client, payment_ids: list[str], timeout: float = 120.0
             body = client.get(f"/api/payment/{pid}").json()
             mints = body["result"]["mints"]
             finished = body["status"] == "failed" or (
-                body["status"] == "completed" and mints and all(m["status"] in ("completed", "failed") for m in mints))
+                body["status"] == "completed"
+                and mints
+                and all(m["status"] in ("completed", "failed") for m in mints)
+            )
             if finished:
                 done[pid] = body
         line = "  " + "  ".join(f"{pid[:8]}:{done.get(pid, {}).get('status', '…')}" for pid in payment_ids)
@@ -75,12 +84,16 @@ def demo() -> None:
         if body is None:
             typer.echo(f"  {pid}: not finished yet (still settling)")
             continue
-        typer.echo(f"  {pid}: {body['status']}, payment tx {body['tx_hash']}, "
-                   f"{sum(m['status'] == 'completed' for m in body['result']['mints'])} mint(s) completed")
+        typer.echo(
+            f"  {pid}: {body['status']}, payment tx {body['tx_hash']}, "
+            f"{sum(m['status'] == 'completed' for m in body['result']['mints'])} mint(s) completed"
+        )
     decimals = contract.functions.decimals().call()
     for p in payers:
         after = contract.functions.balanceOf(p["address"]).call()
-        typer.echo(f"on chain: {p['address']} holds {after / 10**decimals:,.0f} "
-                   f"{contract.functions.symbol().call()} (+{(after - before[p['address']]) / 10**decimals:,.0f})")
+        typer.echo(
+            f"on chain: {p['address']} holds {after / 10**decimals:,.0f} "
+            f"{contract.functions.symbol().call()} (+{(after - before[p['address']]) / 10**decimals:,.0f})"
+        )
     if len(results) < len(ids) or any(b["status"] != "completed" for b in results.values()):
         raise typer.Exit(1)

@@ -39,18 +39,27 @@ def _ensure_chain(chain_id: int, block_time: float | None) -> str:
     running = anvil.answers(rpc_url)
     if running is not None:
         if running != chain_id:
-            raise typer.BadParameter(f"a node on {rpc_url} runs chain {running}, not {chain_id}; dev down first")
+            raise typer.BadParameter(
+                f"a node on {rpc_url} runs chain {running}, not {chain_id}; dev down first"
+            )
         return rpc_url
-    proc = anvil.start(port=RPC_PORT, chain_id=chain_id, block_time=block_time,
-                       log_path=DEV_DIR / "logs" / "anvil.log", detach=True)
+    proc = anvil.start(
+        port=RPC_PORT,
+        chain_id=chain_id,
+        block_time=block_time,
+        log_path=DEV_DIR / "logs" / "anvil.log",
+        detach=True,
+    )
     ANVIL_PID.write_text(str(proc.pid))
     return rpc_url
 
 
 def _deployed(w3: Web3, state: dict[str, Any]) -> bool:
     try:
-        return all(len(w3.eth.get_code(Web3.to_checksum_address(a))) > 0
-                   for a in [state["usdc"]["address"], *(t["address"] for t in state["tokens"])])
+        return all(
+            len(w3.eth.get_code(Web3.to_checksum_address(a))) > 0
+            for a in [state["usdc"]["address"], *(t["address"] for t in state["tokens"])]
+        )
     except (KeyError, TypeError, ValueError):
         return False
 
@@ -58,7 +67,9 @@ def _deployed(w3: Web3, state: dict[str, Any]) -> bool:
 def _deploy(w3: Web3, database_url: str) -> dict[str, Any]:
     deployer = anvil.dev_account(anvil.DEPLOYER).address
     usdc = deploy.deploy_usdc(w3, deployer)
-    token = deploy.deploy_token(w3, deployer, usdc.address, minter=anvil.dev_account(anvil.MINT_RELAYER).address)
+    token = deploy.deploy_token(
+        w3, deployer, usdc.address, minter=anvil.dev_account(anvil.MINT_RELAYER).address
+    )
     deploy.fund(w3, deployer, usdc.address, [anvil.dev_account(i).address for i in anvil.BUYERS], BUYER_FUNDS)
     deploy.register_token(database_url, deploy.read_token(w3, token.address))
     return {"usdc": deploy.as_json(usdc), "tokens": [deploy.as_json(token)]}
@@ -80,8 +91,10 @@ def _start_supervisord() -> None:
 
 
 @app.command("up")
-def up(chain_id: int = typer.Option(31337, envvar="CHAIN_ID"),
-       block_time: float = typer.Option(0, envvar="BLOCK_TIME", help="Seconds per block; 0 = automine.")) -> None:
+def up(
+    chain_id: int = typer.Option(31337, envvar="CHAIN_ID"),
+    block_time: float = typer.Option(0, envvar="BLOCK_TIME", help="Seconds per block; 0 = automine."),
+) -> None:
     """Start (or reuse) anvil, PostgreSQL, the contracts and all four programs. Safe to run twice."""
     (DEV_DIR / "logs").mkdir(parents=True, exist_ok=True)
     database_url = _database_url()
@@ -92,25 +105,47 @@ def up(chain_id: int = typer.Option(31337, envvar="CHAIN_ID"),
     if not _deployed(w3, state) or state.get("database_url") != database_url:
         typer.echo("deploying TestUSDC and MintToken ...")
         state = _deploy(w3, database_url)
-    payment_relayer, mint_relayer = anvil.dev_account(anvil.PAYMENT_RELAYER), anvil.dev_account(anvil.MINT_RELAYER)
-    ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in {
-        "DATABASE_URL": database_url, "RPC_URL": rpc_url, "CHAIN_ID": chain_id, "API_HOST": "127.0.0.1",
-        "API_PORT": API_PORT, "PAYMENT_RELAYER_KEY": payment_relayer.key.hex(),
-        "MINT_RELAYER_KEY": mint_relayer.key.hex(), "LOG_FORMAT": "json",
-    }.items()))
+    payment_relayer, mint_relayer = (
+        anvil.dev_account(anvil.PAYMENT_RELAYER),
+        anvil.dev_account(anvil.MINT_RELAYER),
+    )
+    ENV_FILE.write_text(
+        "".join(
+            f"{k}={v}\n"
+            for k, v in {
+                "DATABASE_URL": database_url,
+                "RPC_URL": rpc_url,
+                "CHAIN_ID": chain_id,
+                "API_HOST": "127.0.0.1",
+                "API_PORT": API_PORT,
+                "PAYMENT_RELAYER_KEY": payment_relayer.key.hex(),
+                "MINT_RELAYER_KEY": mint_relayer.key.hex(),
+                "LOG_FORMAT": "json",
+            }.items()
+        )
+    )
     ENV_FILE.chmod(0o600)
-    state.update({
-        "api_url": f"http://127.0.0.1:{API_PORT}", "rpc_url": rpc_url, "chain_id": chain_id,
-        "network": network_name(chain_id), "database_url": database_url,
-        "supervisord_conf": str(SUPERVISORD_CONF),
-        "payers": [{"address": anvil.dev_account(i).address, "private_key": anvil.dev_account(i).key.hex()}
-                   for i in anvil.BUYERS],
-    })
+    state.update(
+        {
+            "api_url": f"http://127.0.0.1:{API_PORT}",
+            "rpc_url": rpc_url,
+            "chain_id": chain_id,
+            "network": network_name(chain_id),
+            "database_url": database_url,
+            "supervisord_conf": str(SUPERVISORD_CONF),
+            "payers": [
+                {"address": anvil.dev_account(i).address, "private_key": anvil.dev_account(i).key.hex()}
+                for i in anvil.BUYERS
+            ],
+        }
+    )
     DEVNET_FILE.write_text(json.dumps(state, indent=2) + "\n")
     _start_supervisord()
     _wait_for_api(state["api_url"])
-    typer.echo(f"dev environment up: API {state['api_url']}, RPC {rpc_url}, chain {chain_id}; "
-               f"state in {DEVNET_FILE.relative_to(PROJECT_ROOT)}")
+    typer.echo(
+        f"dev environment up: API {state['api_url']}, RPC {rpc_url}, chain {chain_id}; "
+        f"state in {DEVNET_FILE.relative_to(PROJECT_ROOT)}"
+    )
     typer.echo(f"  supervisorctl -c {SUPERVISORD_CONF.name} status   |   x402-mint dev down")
 
 

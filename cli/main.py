@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
@@ -12,8 +12,11 @@ from shared.config import load_settings
 from shared.logs import configure_logging
 from shared.migrations import migrate
 
-app = typer.Typer(help="Sell freshly minted tokens for USDC paid over x402: pay first, mint after.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Sell freshly minted tokens for USDC paid over x402: pay first, mint after.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(ops.token_app, name="token")
@@ -22,7 +25,7 @@ app.command("stats")(ops.stats)
 app.command("demo")(demo.demo)
 
 
-class StageName(str, Enum):
+class StageName(StrEnum):
     payment_sender = "payment-sender"
     confirmer = "confirmer"
     mint_sender = "mint-sender"
@@ -43,9 +46,16 @@ def api() -> None:
     import uvicorn
 
     settings = load_settings()
-    uvicorn.run("api.app:app_from_env", factory=True, host=settings.api_host, port=settings.api_port,
-                workers=settings.api_workers, log_level=settings.log_level.lower(), access_log=False,
-                timeout_graceful_shutdown=int(settings.drain_seconds))
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=settings.api_workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.drain_seconds),
+    )
 
 
 @app.command("worker")
@@ -55,8 +65,11 @@ def worker(stage: StageName) -> None:
     from shared.stage import install_stop_handlers, run_stage
     from workers import confirmer, mint_sender, payment_sender
 
-    modules = {StageName.payment_sender: payment_sender, StageName.confirmer: confirmer,
-               StageName.mint_sender: mint_sender}
+    modules = {
+        StageName.payment_sender: payment_sender,
+        StageName.confirmer: confirmer,
+        StageName.mint_sender: mint_sender,
+    }
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, component=stage.value)
     stop = threading.Event()

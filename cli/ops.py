@@ -14,7 +14,9 @@ token_app = typer.Typer(help="Tokens on sale.", no_args_is_help=True)
 
 
 @token_app.command("add")
-def token_add(address: str, description: str = typer.Option("", help="Shown in the x402 402 answer.")) -> None:
+def token_add(
+    address: str, description: str = typer.Option("", help="Shown in the x402 402 answer.")
+) -> None:
     """Register (or refresh) a deployed MintToken: its terms are read from its contract."""
     from cli.devnet.deploy import read_token, register_token
 
@@ -24,8 +26,10 @@ def token_add(address: str, description: str = typer.Option("", help="Shown in t
         raise typer.BadParameter(f"the node is on chain {terms['chain_id']}, CHAIN_ID is {settings.chain_id}")
     terms["description"] = description
     register_token(settings.database_url, terms)
-    typer.echo(f"registered {terms['symbol']} at {terms['address']}: price {terms['price_per_mint']} "
-               f"(asset {terms['asset']}), {terms['mint_amount']} per mint, max {terms['max_mint_count']}")
+    typer.echo(
+        f"registered {terms['symbol']} at {terms['address']}: price {terms['price_per_mint']} "
+        f"(asset {terms['asset']}), {terms['mint_amount']} per mint, max {terms['max_mint_count']}"
+    )
 
 
 @token_app.command("list")
@@ -33,8 +37,10 @@ def token_list() -> None:
     """The tokens on sale."""
     with psycopg.connect(load_settings().database_url, row_factory=dict_row) as conn:
         for row in conn.execute(q("list_tokens")):
-            typer.echo(f"{row['address']}  {row['symbol']:<8} price={row['price_per_mint']} "
-                       f"mint_amount={row['mint_amount']} max={row['max_mint_count']} asset={row['asset']}")
+            typer.echo(
+                f"{row['address']}  {row['symbol']:<8} price={row['price_per_mint']} "
+                f"mint_amount={row['mint_amount']} max={row['max_mint_count']} asset={row['asset']}"
+            )
 
 
 def monitoring_queries() -> dict[str, str]:

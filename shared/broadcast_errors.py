@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class BroadcastOutcome(str, Enum):
+class BroadcastOutcome(StrEnum):
     ACCEPTED = "accepted"
     ALREADY_KNOWN = "already_known"  # the node has it: as good as accepted
     NONCE_TOO_LOW = "nonce_too_low"  # an attempt of ours may be mined; the confirmer finds out
@@ -20,11 +20,19 @@ class BroadcastOutcome(str, Enum):
 
 
 _PATTERNS: tuple[tuple[tuple[str, ...], BroadcastOutcome], ...] = (
-    (("already known", "known transaction", "already imported", "alreadyknown"), BroadcastOutcome.ALREADY_KNOWN),
+    (
+        ("already known", "known transaction", "already imported", "alreadyknown"),
+        BroadcastOutcome.ALREADY_KNOWN,
+    ),
     (("nonce too low", "nonce is too low", "oldnonce"), BroadcastOutcome.NONCE_TOO_LOW),
     (
-        ("replacement transaction underpriced", "underpriced", "fee cap less than block base fee",
-         "max fee per gas less than block base fee", "feecap"),
+        (
+            "replacement transaction underpriced",
+            "underpriced",
+            "fee cap less than block base fee",
+            "max fee per gas less than block base fee",
+            "feecap",
+        ),
         BroadcastOutcome.UNDERPRICED,
     ),
     (("insufficient funds",), BroadcastOutcome.INSUFFICIENT_FUNDS),

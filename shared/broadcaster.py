@@ -28,7 +28,14 @@ def broadcast_stored(rt: Runtime, outgoing: list[Outgoing], event: str) -> None:
     for item in outgoing:
         outcome, message = chain.broadcast(rt.w3, item.raw)
         results.append((item.chain_tx_id, None if outcome.delivered else f"{outcome.value}: {message}"))
-        log.info(event, chain_tx_id=item.chain_tx_id, tx_hash=item.tx_hash, nonce=item.nonce,
-                 outcome=outcome.value, error=message or None, **item.context)
+        log.info(
+            event,
+            chain_tx_id=item.chain_tx_id,
+            tx_hash=item.tx_hash,
+            nonce=item.nonce,
+            outcome=outcome.value,
+            error=message or None,
+            **item.context,
+        )
     with rt.pool.connection() as conn:
         txstore.record_broadcasts(conn, results)

@@ -9,7 +9,9 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 
-def open_pool(database_url: str, *, max_size: int = 10, name: str = "x402") -> ConnectionPool[Connection[DictRow]]:
+def open_pool(
+    database_url: str, *, max_size: int = 10, name: str = "x402"
+) -> ConnectionPool[Connection[DictRow]]:
     pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
         database_url,
         min_size=1,

@@ -16,7 +16,9 @@ from shared.queries import q
 def reconcile(conn: Connection[Any], chain_id: int, address: str, chain_pending: int) -> int:
     """Make sure the row exists and is not behind the chain's pending count; return next_nonce."""
     with conn.transaction():
-        conn.execute(q("ensure_relayer_nonce"), {"chain_id": chain_id, "address": address, "next": chain_pending})
+        conn.execute(
+            q("ensure_relayer_nonce"), {"chain_id": chain_id, "address": address, "next": chain_pending}
+        )
         row = conn.execute(
             q("advance_relayer_nonce"), {"chain_id": chain_id, "address": address, "next": chain_pending}
         ).fetchone()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eth_utils import keccak
+from eth_hash.auto import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 _CUSTOM_ERRORS = (
@@ -13,7 +13,7 @@ _CUSTOM_ERRORS = (
     "AlreadyMinted(bytes32)",
     "SoldOut()",
 )
-_SELECTORS = {"0x" + keccak(text=sig)[:4].hex(): sig.split("(")[0] for sig in _CUSTOM_ERRORS}
+_SELECTORS = {"0x" + keccak(sig.encode())[:4].hex(): sig.split("(")[0] for sig in _CUSTOM_ERRORS}
 
 # Reasons that mean the authorization itself can never move the money (as opposed to a passing fault).
 AUTHORIZATION_USED = "authorization is used or canceled"

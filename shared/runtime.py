@@ -9,7 +9,6 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 from web3 import Web3
-from web3.contract import Contract
 
 from shared import chain
 from shared.config import Settings
@@ -23,10 +22,10 @@ class Runtime:
     pool: ConnectionPool[Connection[DictRow]]
     w3: Web3
 
-    def usdc(self, address: str | None = None) -> type[Contract] | Contract:
+    def usdc(self, address: str | None = None) -> Any:
         return self._contract("TestUSDC", address)
 
-    def token(self, address: str | None = None) -> type[Contract] | Contract:
+    def token(self, address: str | None = None) -> Any:
         return self._contract("MintToken", address)
 
     def _contract(self, name: str, address: str | None) -> Any:

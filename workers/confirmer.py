@@ -87,7 +87,7 @@ class Confirmer:
         if receipt["blockNumber"] + self.settings.confirmations - 1 > head:
             return False
         block = self.rt.w3.eth.get_block(receipt["blockNumber"])
-        return bytes(block["hash"]) == bytes(receipt["blockHash"])  # type: ignore[index]
+        return bytes(block["hash"]) == bytes(receipt["blockHash"])
 
     def _not_yet(self, tx: dict[str, Any], receipt: TxReceipt | None) -> None:
         if receipt is None and self._rebroadcast_due(tx):
@@ -99,17 +99,26 @@ class Confirmer:
     def _rebroadcast_due(self, tx: dict[str, Any]) -> bool:
         if tx["broadcast_count"] == 0:
             age = (datetime.now(UTC) - tx["created_at"]).total_seconds()
-            return age > 1.0  # its sender had a moment to broadcast it and did not: it died in between
+            return bool(age > 1.0)  # its sender had a moment to broadcast it and did not: it died in between
         last = tx["last_broadcast_at"]
-        return last is None or (datetime.now(UTC) - last).total_seconds() > self.settings.rebroadcast_after_seconds
+        return (
+            last is None
+            or (datetime.now(UTC) - last).total_seconds() > self.settings.rebroadcast_after_seconds
+        )
 
     def _settle(self, conn: Connection[Any], tx: dict[str, Any], receipt: TxReceipt) -> bool:
         succeeded = receipt["status"] == 1
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
-        won = conn.execute(q("settle_chain_tx"), {
-            "id": tx["id"], "state": "confirmed" if succeeded else "reverted", "tx_hash": tx_hash,
-            "block_number": receipt["blockNumber"], "gas_used": receipt["gasUsed"],
-        }).fetchone()
+        won = conn.execute(
+            q("settle_chain_tx"),
+            {
+                "id": tx["id"],
+                "state": "confirmed" if succeeded else "reverted",
+                "tx_hash": tx_hash,
+                "block_number": receipt["blockNumber"],
+                "gas_used": receipt["gasUsed"],
+            },
+        ).fetchone()
         if won is None:
             return False  # another confirmer settled it first
         if tx["purpose"] == "payment":
@@ -120,20 +129,38 @@ class Confirmer:
 
     def _settle_payment(self, conn: Connection[Any], chain_tx_id: int, tx_hash: str, succeeded: bool) -> None:
         if not succeeded:
-            for row in conn.execute(q("fail_sent_payment"), {
-                "chain_tx_id": chain_tx_id, "tx_hash": tx_hash,
-                "error": "transferWithAuthorization reverted on chain"}).fetchall():
+            for row in conn.execute(
+                q("fail_sent_payment"),
+                {
+                    "chain_tx_id": chain_tx_id,
+                    "tx_hash": tx_hash,
+                    "error": "transferWithAuthorization reverted on chain",
+                },
+            ).fetchall():
                 log.info("payment_failed", payment_id=str(row["id"]), tx_hash=tx_hash)
             return
-        for p in conn.execute(q("complete_payment"), {"chain_tx_id": chain_tx_id, "tx_hash": tx_hash}).fetchall():
+        for p in conn.execute(
+            q("complete_payment"), {"chain_tx_id": chain_tx_id, "tx_hash": tx_hash}
+        ).fetchall():
             nonce = bytes.fromhex(p["nonce"][2:])
-            ids = ["0x" + mint_id(p["token_address"], p["asset"], p["payer"], nonce, i).hex()
-                   for i in range(p["quantity"])]
-            conn.execute(q("insert_mints"), {"payment_id": p["id"], "mint_ids": ids,
-                                             "token_address": p["token_address"], "recipient": p["recipient"]})
+            ids = [
+                "0x" + mint_id(p["token_address"], p["asset"], p["payer"], nonce, i).hex()
+                for i in range(p["quantity"])
+            ]
+            conn.execute(
+                q("insert_mints"),
+                {
+                    "payment_id": p["id"],
+                    "mint_ids": ids,
+                    "token_address": p["token_address"],
+                    "recipient": p["recipient"],
+                },
+            )
             log.info("payment_completed", payment_id=str(p["id"]), tx_hash=tx_hash, mints=p["quantity"])
 
-    def _settle_mints(self, conn: Connection[Any], chain_tx_id: int, tx_hash: str, receipt: TxReceipt) -> None:
+    def _settle_mints(
+        self, conn: Connection[Any], chain_tx_id: int, tx_hash: str, receipt: TxReceipt
+    ) -> None:
         mints = conn.execute(q("mints_of_chain_tx"), {"chain_tx_id": chain_tx_id}).fetchall()
         minted: set[str] = set()
         refused: dict[str, str] = {}  # mint id -> why it can never be minted
@@ -145,7 +172,9 @@ class Confirmer:
                 if ev["args"]["reason"] == SKIP_ALREADY_MINTED:
                     minted.add(key)
                 else:
-                    refused[key] = SKIP_FAILURES.get(ev["args"]["reason"], f"skipped ({ev['args']['reason']})")
+                    refused[key] = SKIP_FAILURES.get(
+                        ev["args"]["reason"], f"skipped ({ev['args']['reason']})"
+                    )
         args = {"chain_tx_id": chain_tx_id, "tx_hash": tx_hash}
         done = [m["id"] for m in mints if m["mint_id"] in minted]
         conn.execute(q("complete_sent_mints"), {**args, "ids": done})
@@ -155,12 +184,27 @@ class Confirmer:
         rest = [m for m in mints if m["mint_id"] not in minted and m["mint_id"] not in refused]
         exhausted = [m["id"] for m in rest if m["attempts"] >= self.settings.max_mint_attempts]
         retry = [m["id"] for m in rest if m["attempts"] < self.settings.max_mint_attempts]
-        conn.execute(q("fail_sent_mints"), {**args, "ids": exhausted,
-                                            "error": "mint transaction reverted; retries exhausted"})
-        conn.execute(q("retry_sent_mints"), {"chain_tx_id": chain_tx_id, "ids": retry,
-                                             "error": f"mint transaction {tx_hash} did not mint it"})
-        log.info("mint_tx_settled", chain_tx_id=chain_tx_id, tx_hash=tx_hash, completed=len(done),
-                 refused=len(refused), retried=len(retry), exhausted=len(exhausted))
+        conn.execute(
+            q("fail_sent_mints"),
+            {**args, "ids": exhausted, "error": "mint transaction reverted; retries exhausted"},
+        )
+        conn.execute(
+            q("retry_sent_mints"),
+            {
+                "chain_tx_id": chain_tx_id,
+                "ids": retry,
+                "error": f"mint transaction {tx_hash} did not mint it",
+            },
+        )
+        log.info(
+            "mint_tx_settled",
+            chain_tx_id=chain_tx_id,
+            tx_hash=tx_hash,
+            completed=len(done),
+            refused=len(refused),
+            retried=len(retry),
+            exhausted=len(exhausted),
+        )
 
 
 def create(runtime: Runtime) -> Confirmer:

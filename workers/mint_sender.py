@@ -45,17 +45,23 @@ class MintSender:
     def run_once(self) -> int:
         claim_token = uuid.uuid4()
         with self.rt.pool.connection() as conn, conn.transaction():
-            rows = conn.execute(q("claim_mints"), {
-                "limit": self.stage_settings.batch_size, "claim_token": claim_token,
-                "lease": self.settings.lease_seconds}).fetchall()
+            rows = conn.execute(
+                q("claim_mints"),
+                {
+                    "limit": self.stage_settings.batch_size,
+                    "claim_token": claim_token,
+                    "lease": self.settings.lease_seconds,
+                },
+            ).fetchall()
         if not rows:
             return 0
         try:
             self._mint(rows, claim_token)
         except Exception:
             with self.rt.pool.connection() as conn, conn.transaction():
-                conn.execute(q("release_claimed_mints"), {"ids": [r["id"] for r in rows],
-                                                          "claim_token": claim_token})
+                conn.execute(
+                    q("release_claimed_mints"), {"ids": [r["id"] for r in rows], "claim_token": claim_token}
+                )
             raise
         return len(rows)
 
@@ -72,24 +78,50 @@ class MintSender:
                 conn.execute(q("complete_claimed_mints"), {"ids": already, "claim_token": claim_token})
                 log.info("mints_already_on_chain", count=len(already))
             for token_address, group in todo.items():
-                owned = {r["id"] for r in conn.execute(q("lock_claimed_mints"), {
-                    "ids": [r["id"] for r in group], "claim_token": claim_token}).fetchall()}
+                owned = {
+                    r["id"]
+                    for r in conn.execute(
+                        q("lock_claimed_mints"), {"ids": [r["id"] for r in group], "claim_token": claim_token}
+                    ).fetchall()
+                }
                 batch = [r for r in group if r["id"] in owned]
                 if not batch:
                     continue
                 assert fees is not None
                 nonce = nonces.allocate(conn, self.settings.chain_id, self.address, 1)
-                data = self.rt.token().encode_abi("batchMint", args=[
-                    [Web3.to_checksum_address(r["recipient"]) for r in batch],
-                    [bytes.fromhex(r["mint_id"][2:]) for r in batch],
-                ])
+                data = self.rt.token().encode_abi(
+                    "batchMint",
+                    args=[
+                        [Web3.to_checksum_address(r["recipient"]) for r in batch],
+                        [bytes.fromhex(r["mint_id"][2:]) for r in batch],
+                    ],
+                )
                 gas = self.settings.mint_gas_base + self.settings.mint_gas_per_item * len(batch)
-                signed = chain.sign(self.relayer, chain_id=self.settings.chain_id, nonce=nonce,
-                                    to=token_address, data=str(data), gas=gas, fees=fees)
-                chain_tx_id = txstore.store_signed(conn, chain_id=self.settings.chain_id,
-                                                   from_address=self.address, purpose="mint", signed=signed)
-                conn.execute(q("mark_mints_sent"), {"ids": [r["id"] for r in batch], "claim_token": claim_token,
-                                                    "chain_tx_id": chain_tx_id, "tx_hash": signed.tx_hash})
+                signed = chain.sign(
+                    self.relayer,
+                    chain_id=self.settings.chain_id,
+                    nonce=nonce,
+                    to=token_address,
+                    data=str(data),
+                    gas=gas,
+                    fees=fees,
+                )
+                chain_tx_id = txstore.store_signed(
+                    conn,
+                    chain_id=self.settings.chain_id,
+                    from_address=self.address,
+                    purpose="mint",
+                    signed=signed,
+                )
+                conn.execute(
+                    q("mark_mints_sent"),
+                    {
+                        "ids": [r["id"] for r in batch],
+                        "claim_token": claim_token,
+                        "chain_tx_id": chain_tx_id,
+                        "tx_hash": signed.tx_hash,
+                    },
+                )
                 sent.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, nonce, {"mints": len(batch)}))
         broadcast_stored(self.rt, sent, "mint_tx_broadcast")
 

@@ -11,12 +11,13 @@ from typing import Any
 
 import structlog
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from shared import chain, nonces, txstore
-from shared.config import Settings
 from shared.broadcaster import Outgoing, broadcast_stored
+from shared.config import Settings
 from shared.queries import q
 from shared.reverts import revert_reason
 from shared.runtime import Runtime
@@ -57,8 +58,11 @@ class PaymentSender:
         with self.rt.pool.connection() as conn, conn.transaction():
             rows = conn.execute(
                 q("claim_payments"),
-                {"limit": self.stage_settings.batch_size, "claim_token": claim_token,
-                 "lease": self.settings.lease_seconds},
+                {
+                    "limit": self.stage_settings.batch_size,
+                    "claim_token": claim_token,
+                    "lease": self.settings.lease_seconds,
+                },
             ).fetchall()
         self.wake_after = None
         if not rows:
@@ -67,8 +71,10 @@ class PaymentSender:
             self._settle(rows, claim_token)
         except Exception:
             with self.rt.pool.connection() as conn, conn.transaction():
-                conn.execute(q("release_claimed_payments"), {"ids": [r["id"] for r in rows],
-                                                             "claim_token": claim_token})
+                conn.execute(
+                    q("release_claimed_payments"),
+                    {"ids": [r["id"] for r in rows], "claim_token": claim_token},
+                )
             raise
         return len(rows)
 
@@ -89,49 +95,90 @@ class PaymentSender:
         sent: list[Outgoing] = []
         with self.rt.pool.connection() as conn, conn.transaction():
             for payment_id, reason in failures.items():
-                conn.execute(q("fail_claimed_payment"), {"id": payment_id, "claim_token": claim_token,
-                                                         "error": reason})
+                conn.execute(
+                    q("fail_claimed_payment"), {"id": payment_id, "claim_token": claim_token, "error": reason}
+                )
                 log.info("payment_failed_preflight", payment_id=str(payment_id), reason=reason)
             if deferred:
                 self.wake_after = DEFER_SECONDS
             for payment_id, reason in deferred.items():
-                conn.execute(q("defer_claimed_payment"), {"id": payment_id, "claim_token": claim_token,
-                                                          "error": reason, "delay": DEFER_SECONDS})
-            owned = [r["id"] for r in conn.execute(
-                q("lock_claimed_payments"), {"ids": list(calls), "claim_token": claim_token}).fetchall()]
+                conn.execute(
+                    q("defer_claimed_payment"),
+                    {"id": payment_id, "claim_token": claim_token, "error": reason, "delay": DEFER_SECONDS},
+                )
+            owned = [
+                r["id"]
+                for r in conn.execute(
+                    q("lock_claimed_payments"), {"ids": list(calls), "claim_token": claim_token}
+                ).fetchall()
+            ]
             if owned:
                 assert fees is not None
                 first = nonces.allocate(conn, self.settings.chain_id, self.address, len(owned))
                 by_id = {r["id"]: r for r in rows}
                 for offset, payment_id in enumerate(owned):
                     signed = chain.sign(
-                        self.relayer, chain_id=self.settings.chain_id, nonce=first + offset,
-                        to=by_id[payment_id]["asset"], data=calls[payment_id],
-                        gas=self.settings.payment_gas_limit, fees=fees,
+                        self.relayer,
+                        chain_id=self.settings.chain_id,
+                        nonce=first + offset,
+                        to=by_id[payment_id]["asset"],
+                        data=calls[payment_id],
+                        gas=self.settings.payment_gas_limit,
+                        fees=fees,
                     )
                     chain_tx_id = txstore.store_signed(
-                        conn, chain_id=self.settings.chain_id, from_address=self.address,
-                        purpose="payment", signed=signed,
+                        conn,
+                        chain_id=self.settings.chain_id,
+                        from_address=self.address,
+                        purpose="payment",
+                        signed=signed,
                     )
-                    conn.execute(q("mark_payment_sent"), {"id": payment_id, "claim_token": claim_token,
-                                                          "chain_tx_id": chain_tx_id, "tx_hash": signed.tx_hash})
-                    sent.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, signed.nonce,
-                                         {"payment_id": str(payment_id)}))
+                    conn.execute(
+                        q("mark_payment_sent"),
+                        {
+                            "id": payment_id,
+                            "claim_token": claim_token,
+                            "chain_tx_id": chain_tx_id,
+                            "tx_hash": signed.tx_hash,
+                        },
+                    )
+                    sent.append(
+                        Outgoing(
+                            chain_tx_id,
+                            signed.raw,
+                            signed.tx_hash,
+                            signed.nonce,
+                            {"payment_id": str(payment_id)},
+                        )
+                    )
         broadcast_stored(self.rt, sent, "payment_tx_broadcast")
 
     def _calldata(self, row: dict[str, Any]) -> str:
         sig = bytes.fromhex(row["signature"].removeprefix("0x"))
         r, s, v = sig[:32], sig[32:64], sig[64]
-        return str(self.usdc_abi.encode_abi("transferWithAuthorization", args=[
-            Web3.to_checksum_address(row["payer"]), Web3.to_checksum_address(row["token_address"]),
-            int(row["amount"]), int(row["valid_after"]), int(row["valid_before"]),
-            bytes.fromhex(row["nonce"].removeprefix("0x")), v, r, s,
-        ]))
+        return str(
+            self.usdc_abi.encode_abi(
+                "transferWithAuthorization",
+                args=[
+                    Web3.to_checksum_address(row["payer"]),
+                    Web3.to_checksum_address(row["token_address"]),
+                    int(row["amount"]),
+                    int(row["valid_after"]),
+                    int(row["valid_before"]),
+                    bytes.fromhex(row["nonce"].removeprefix("0x")),
+                    v,
+                    r,
+                    s,
+                ],
+            )
+        )
 
     def _preflight(self, asset: str, data: str) -> str | None:
         """eth_call the transfer; a revert here means sending it would only burn gas."""
         try:
-            self.rt.w3.eth.call({"from": self.relayer.address, "to": Web3.to_checksum_address(asset), "data": data})
+            self.rt.w3.eth.call(
+                {"from": self.relayer.address, "to": Web3.to_checksum_address(asset), "data": HexStr(data)}
+            )
         except ContractLogicError as exc:
             return revert_reason(exc)
         return None

@@ -72,33 +72,56 @@ async def mint(request: Request) -> Response:
     accepts = requirements(request, token, quantity)
     header = request.headers.get("x-payment")
     if not header:
-        return JSONResponse({"x402Version": 1, "error": "X-PAYMENT header is required", "accepts": [accepts]},
-                            status_code=402)
+        return JSONResponse(
+            {"x402Version": 1, "error": "X-PAYMENT header is required", "accepts": [accepts]}, status_code=402
+        )
     try:
         payment = decode_payment_header(header)
         verify_exact_payment(
-            payment, network=accepts["network"], domain=token.domain, pay_to=token.address,
-            amount=token.price_per_mint * quantity, now=int(time.time()), settle_margin=s.settle_margin_seconds,
+            payment,
+            network=accepts["network"],
+            domain=token.domain,
+            pay_to=token.address,
+            amount=token.price_per_mint * quantity,
+            now=int(time.time()),
+            settle_margin=s.settle_margin_seconds,
         )
     except PaymentRejected as exc:
         return rejection(exc.status, exc.reason, exc.message, error=PAYMENT_FAILED)
     auth = payment.authorization
     params = {
-        "token_address": token.address, "asset": token.asset, "payer": auth.from_address,
-        "recipient": auth.from_address, "quantity": quantity, "amount": auth.value,
-        "nonce": "0x" + auth.nonce.hex(), "valid_after": auth.valid_after, "valid_before": auth.valid_before,
-        "signature": "0x" + payment.signature.hex(), "payment_header": header,
+        "token_address": token.address,
+        "asset": token.asset,
+        "payer": auth.from_address,
+        "recipient": auth.from_address,
+        "quantity": quantity,
+        "amount": auth.value,
+        "nonce": "0x" + auth.nonce.hex(),
+        "valid_after": auth.valid_after,
+        "valid_before": auth.valid_before,
+        "signature": "0x" + payment.signature.hex(),
+        "payment_header": header,
     }
     async with request.app.state.pool.connection() as conn:
         row = await (await conn.execute(q("insert_payment"), params)).fetchone()
         if row is None:
             existing = await (await conn.execute(q("payment_id_for_authorization"), params)).fetchone()
             existing_id = str(existing["id"]) if existing else None
-            return rejection(409, "nonce_already_used", "this authorization nonce was already submitted",
-                             error=PAYMENT_FAILED, paymentQueueId=existing_id)
+            return rejection(
+                409,
+                "nonce_already_used",
+                "this authorization nonce was already submitted",
+                error=PAYMENT_FAILED,
+                paymentQueueId=existing_id,
+            )
     payment_id = str(row["id"])
     return JSONResponse(
-        {"paymentQueueId": payment_id, "quantity": quantity, "status": "payment_pending",
-         "note": f"Poll /api/payment/{payment_id}"},
-        status_code=202, headers={"Location": f"/api/payment/{payment_id}"},
+        {
+            "paymentQueueId": payment_id,
+            "quantity": quantity,
+            "status": "payment_pending",
+            "note": f"Poll /api/payment/{payment_id}",
+        },
+        status_code=202,
+        headers={"Location": f"/api/payment/{payment_id}"},
     )

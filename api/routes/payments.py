@@ -15,16 +15,28 @@ async def payment_status(request: Request) -> Response:
     try:
         payment_id = uuid.UUID(request.path_params["payment_id"])
     except ValueError:
-        return rejection(400, "invalid_payment_id", "a payment id is a UUID such as the one a 202 answer gave")
+        return rejection(
+            400, "invalid_payment_id", "a payment id is a UUID such as the one a 202 answer gave"
+        )
     async with request.app.state.pool.connection() as conn:
         row = await (await conn.execute(q("payment_by_id"), {"id": payment_id})).fetchone()
     if row is None:
         return rejection(404, "unknown_payment", "no payment has this id")
-    mints = [{"id": str(m["id"]), "mintId": m["mintId"], "status": m["status"], "tx_hash": m["tx_hash"]}
-             for m in row["mints"]]
-    return JSONResponse({
-        "paymentQueueId": str(row["id"]), "status": row["status"], "tx_hash": row["tx_hash"],
-        "payer": row["payer"], "recipient": row["recipient"], "token": row["token_address"],
-        "quantity": row["quantity"], "amount": str(row["amount"]), "error": row["error"],
-        "result": {"queueIds": [m["id"] for m in mints], "quantity": row["quantity"], "mints": mints},
-    })
+    mints = [
+        {"id": str(m["id"]), "mintId": m["mintId"], "status": m["status"], "tx_hash": m["tx_hash"]}
+        for m in row["mints"]
+    ]
+    return JSONResponse(
+        {
+            "paymentQueueId": str(row["id"]),
+            "status": row["status"],
+            "tx_hash": row["tx_hash"],
+            "payer": row["payer"],
+            "recipient": row["recipient"],
+            "token": row["token_address"],
+            "quantity": row["quantity"],
+            "amount": str(row["amount"]),
+            "error": row["error"],
+            "result": {"queueIds": [m["id"] for m in mints], "quantity": row["quantity"], "mints": mints},
+        }
+    )

@@ -16,12 +16,22 @@ async def token_info(request: Request) -> Response:
     async with request.app.state.pool.connection() as conn:
         supply = await (await conn.execute(q("token_supply"), {"address": token.address})).fetchone()
     minted = int(supply["minted"])
-    return JSONResponse({
-        "address": token.address, "symbol": token.symbol, "chainId": token.chain_id,
-        "asset": {"address": token.asset, "name": token.asset_name, "version": token.asset_version,
-                  "decimals": token.asset_decimals},
-        "price": str(token.price_per_mint), "mintAmount": str(token.mint_amount),
-        "maxMintCount": token.max_mint_count, "minted": minted,
-        "remaining": token.max_mint_count - minted,
-        "reserved": int(supply["committed"]),
-    })
+    return JSONResponse(
+        {
+            "address": token.address,
+            "symbol": token.symbol,
+            "chainId": token.chain_id,
+            "asset": {
+                "address": token.asset,
+                "name": token.asset_name,
+                "version": token.asset_version,
+                "decimals": token.asset_decimals,
+            },
+            "price": str(token.price_per_mint),
+            "mintAmount": str(token.mint_amount),
+            "maxMintCount": token.max_mint_count,
+            "minted": minted,
+            "remaining": token.max_mint_count - minted,
+            "reserved": int(supply["committed"]),
+        }
+    )

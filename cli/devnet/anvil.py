@@ -37,15 +37,35 @@ def anvil_binary() -> str:
     return str(path)
 
 
-def start(*, port: int, chain_id: int = 31337, block_time: float | None = None, log_path: Path | None = None,
-          detach: bool = False) -> subprocess.Popen[bytes]:
+def start(
+    *,
+    port: int,
+    chain_id: int = 31337,
+    block_time: float | None = None,
+    log_path: Path | None = None,
+    detach: bool = False,
+) -> subprocess.Popen[bytes]:
     """Start anvil on 127.0.0.1:`port` and wait until it answers JSON-RPC."""
-    cmd = [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
-           "--accounts", str(ACCOUNT_COUNT), "--mnemonic", MNEMONIC, "--silent"]
+    cmd = [
+        anvil_binary(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--accounts",
+        str(ACCOUNT_COUNT),
+        "--mnemonic",
+        MNEMONIC,
+        "--silent",
+    ]
     if block_time:
         cmd += ["--block-time", str(block_time)]
     if log_path is None:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=detach)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=detach
+        )
     else:
         with open(log_path, "ab") as out:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=detach)
@@ -56,8 +76,9 @@ def start(*, port: int, chain_id: int = 31337, block_time: float | None = None, 
 def answers(rpc_url: str) -> int | None:
     """The chain id if a node answers at `rpc_url`, else None."""
     try:
-        reply = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
-                           timeout=1.0)
+        reply = httpx.post(
+            rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1.0
+        )
         return int(reply.json()["result"], 16)
     except (httpx.HTTPError, ValueError, KeyError):
         return None

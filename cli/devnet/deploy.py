@@ -47,14 +47,36 @@ def deploy_usdc(w3: Web3, deployer: str, name: str = "USD Coin", version: str = 
     return UsdcInfo(_deploy(w3, "TestUSDC", deployer, name, version), name, version, 6)
 
 
-def deploy_token(w3: Web3, deployer: str, usdc: str, *, minter: str, name: str = "Mint Token",
-                 symbol: str = "MINT", price: int = 1_000_000, mint_amount: int = 1000 * 10**18,
-                 max_mint_count: int = 100_000) -> TokenInfo:
-    address = _deploy(w3, "MintToken", deployer, name, symbol, Web3.to_checksum_address(usdc), price,
-                      mint_amount, max_mint_count, Web3.to_checksum_address(deployer))
+def deploy_token(
+    w3: Web3,
+    deployer: str,
+    usdc: str,
+    *,
+    minter: str,
+    name: str = "Mint Token",
+    symbol: str = "MINT",
+    price: int = 1_000_000,
+    mint_amount: int = 1000 * 10**18,
+    max_mint_count: int = 100_000,
+) -> TokenInfo:
+    address = _deploy(
+        w3,
+        "MintToken",
+        deployer,
+        name,
+        symbol,
+        Web3.to_checksum_address(usdc),
+        price,
+        mint_amount,
+        max_mint_count,
+        Web3.to_checksum_address(deployer),
+    )
     token = w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact("MintToken").abi)
-    _send(w3, token.functions.grantRole(token.functions.MINTER_ROLE().call(), Web3.to_checksum_address(minter)),
-          deployer)
+    _send(
+        w3,
+        token.functions.grantRole(token.functions.MINTER_ROLE().call(), Web3.to_checksum_address(minter)),
+        deployer,
+    )
     return TokenInfo(address, price, mint_amount, max_mint_count)
 
 
@@ -70,12 +92,17 @@ def read_token(w3: Web3, address: str) -> dict[str, Any]:
     asset = str(token.functions.paymentToken().call()).lower()
     usdc = w3.eth.contract(address=Web3.to_checksum_address(asset), abi=load_artifact("TestUSDC").abi)
     return {
-        "address": address.lower(), "chain_id": w3.eth.chain_id, "symbol": token.functions.symbol().call(),
-        "asset": asset, "asset_name": usdc.functions.name().call(),
-        "asset_version": usdc.functions.version().call(), "asset_decimals": usdc.functions.decimals().call(),
+        "address": address.lower(),
+        "chain_id": w3.eth.chain_id,
+        "symbol": token.functions.symbol().call(),
+        "asset": asset,
+        "asset_name": usdc.functions.name().call(),
+        "asset_version": usdc.functions.version().call(),
+        "asset_decimals": usdc.functions.decimals().call(),
         "price_per_mint": token.functions.pricePerMint().call(),
         "mint_amount": token.functions.mintAmount().call(),
-        "max_mint_count": token.functions.maxMintCount().call(), "description": "",
+        "max_mint_count": token.functions.maxMintCount().call(),
+        "description": "",
     }
 
 

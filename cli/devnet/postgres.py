@@ -84,19 +84,37 @@ def ensure_running() -> str:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     if not (data / "PG_VERSION").exists():
-        subprocess.run([*sudo, _bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                        "--encoding=UTF8", "--no-instructions"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *sudo,
+                _bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
+        )
     port = free_port(DEFAULT_PORT)
     conf = data / "postgresql.auto.conf"
-    settings = (f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-                "max_connections = 300\nfsync = on\n")
+    settings = (
+        f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+        "max_connections = 300\nfsync = on\n"
+    )
     conf.write_text(settings)
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
         os.chown(conf, pw.pw_uid, pw.pw_gid)
     port_file.write_text(str(port))
-    result = subprocess.run([*sudo, _bin("pg_ctl"), "-D", str(data), "-l", str(log_file), "-w", "-t", "60",
-                             "start"], capture_output=True, text=True)
+    result = subprocess.run(
+        [*sudo, _bin("pg_ctl"), "-D", str(data), "-l", str(log_file), "-w", "-t", "60", "start"],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise PostgresError(f"could not start PostgreSQL: {result.stderr or result.stdout}")
     return url(port)
@@ -107,15 +125,31 @@ def stop() -> None:
         return
     data = PG_LINK.resolve() / "data"
     if (data / "postmaster.pid").exists():
-        subprocess.run([*_as_server_user(), _bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*_as_server_user(), _bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+        )
 
 
 def restart() -> None:
     """Restart the local server (used by fault tests)."""
     data = PG_LINK.resolve() / "data"
-    subprocess.run([*_as_server_user(), _bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "restart",
-                    "-l", str(PG_LINK.resolve() / "server.log")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *_as_server_user(),
+            _bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-m",
+            "fast",
+            "-w",
+            "restart",
+            "-l",
+            str(PG_LINK.resolve() / "server.log"),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def ensure_database(server_url: str, name: str) -> str:

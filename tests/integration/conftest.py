@@ -72,8 +72,12 @@ def deployment(devchain: Chain, database_url: str) -> Deployment:
     w3 = devchain.w3
     deployer = anvil.dev_account(anvil.DEPLOYER).address
     usdc = deploy.deploy_usdc(w3, deployer)
-    token = deploy.deploy_token(w3, deployer, usdc.address, minter=anvil.dev_account(anvil.MINT_RELAYER).address)
-    deploy.fund(w3, deployer, usdc.address, [anvil.dev_account(i).address for i in anvil.BUYERS], 10_000 * 10**6)
+    token = deploy.deploy_token(
+        w3, deployer, usdc.address, minter=anvil.dev_account(anvil.MINT_RELAYER).address
+    )
+    deploy.fund(
+        w3, deployer, usdc.address, [anvil.dev_account(i).address for i in anvil.BUYERS], 10_000 * 10**6
+    )
     deploy.register_token(database_url, deploy.read_token(w3, token.address))
     return Deployment(usdc, token)
 
@@ -108,8 +112,12 @@ class Pipeline:
             stage = module.create(rt)
             stage.start()
             self.runtimes.append(rt)
-            thread = threading.Thread(target=run_stage, args=(stage, self.settings.database_url, self.stop),
-                                      name=stage.name, daemon=True)
+            thread = threading.Thread(
+                target=run_stage,
+                args=(stage, self.settings.database_url, self.stop),
+                name=stage.name,
+                daemon=True,
+            )
             thread.start()
             self.threads.append(thread)
         return self

@@ -19,15 +19,18 @@ def ask_price(client: TestClient, token: str, quantity: int) -> dict[str, Any]:
     return accept
 
 
-def buy(client: TestClient, token: str, key: str, quantity: int, *, chain_id: int = 31337,
-        **overrides: Any) -> str:
+def buy(
+    client: TestClient, token: str, key: str, quantity: int, *, chain_id: int = 31337, **overrides: Any
+) -> str:
     header = sign_payment(ask_price(client, token, quantity), key, chain_id=chain_id, **overrides)
     reply = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header})
     assert reply.status_code == 202, reply.text
     return str(reply.json()["paymentQueueId"])
 
 
-def wait_for(client: TestClient, payment_id: str, *, mints_done: bool = True, timeout: float = 90.0) -> dict[str, Any]:
+def wait_for(
+    client: TestClient, payment_id: str, *, mints_done: bool = True, timeout: float = 90.0
+) -> dict[str, Any]:
     """Poll the status endpoint until the payment is terminal (and, if completed, its mints too)."""
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
@@ -35,8 +38,10 @@ def wait_for(client: TestClient, payment_id: str, *, mints_done: bool = True, ti
         body = client.get(f"/api/payment/{payment_id}").json()
         if body["status"] in TERMINAL:
             mints = body["result"]["mints"]
-            if body["status"] != "completed" or not mints_done or (
-                mints and all(m["status"] in TERMINAL for m in mints)
+            if (
+                body["status"] != "completed"
+                or not mints_done
+                or (mints and all(m["status"] in TERMINAL for m in mints))
             ):
                 return body
         time.sleep(0.2)

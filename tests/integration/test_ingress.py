@@ -50,8 +50,9 @@ def tamper(header: str, change: Callable[[dict[str, Any]], None]) -> str:
     return base64.b64encode(json.dumps(document).encode()).decode()
 
 
-def test_no_payment_header_answers_402_with_requirements(client: TestClient, token: str,
-                                                         deployment: Deployment) -> None:
+def test_no_payment_header_answers_402_with_requirements(
+    client: TestClient, token: str, deployment: Deployment
+) -> None:
     reply = client.post(f"/api/mint/{token}", json={"quantity": 3})
     assert reply.status_code == 402
     body = reply.json()
@@ -75,37 +76,76 @@ def _valid(client: TestClient, token: str, quantity: int = 1, **kw: Any) -> str:
 CASES: dict[str, tuple[Callable[[TestClient, str], str], int, str]] = {
     "not base64": (lambda c, t: "%%%not-base64%%%", 400, "invalid_payload"),
     "base64 of non-JSON": (lambda c, t: base64.b64encode(b"hello").decode(), 400, "invalid_payload"),
-    "JSON of the wrong shape": (lambda c, t: base64.b64encode(b'{"x402Version":1}').decode(), 400,
-                                "invalid_payload"),
-    "unknown version": (lambda c, t: tamper(_valid(c, t), lambda d: d.update(x402Version=7)), 400,
-                        "invalid_x402_version"),
-    "unknown scheme": (lambda c, t: tamper(_valid(c, t), lambda d: d.update(scheme="upto")), 400,
-                       "unsupported_scheme"),
+    "JSON of the wrong shape": (
+        lambda c, t: base64.b64encode(b'{"x402Version":1}').decode(),
+        400,
+        "invalid_payload",
+    ),
+    "unknown version": (
+        lambda c, t: tamper(_valid(c, t), lambda d: d.update(x402Version=7)),
+        400,
+        "invalid_x402_version",
+    ),
+    "unknown scheme": (
+        lambda c, t: tamper(_valid(c, t), lambda d: d.update(scheme="upto")),
+        400,
+        "unsupported_scheme",
+    ),
     "wrong network": (lambda c, t: _valid(c, t, network="base"), 400, "invalid_network"),
     "signed by another key": (
         lambda c, t: tamper(
             sign_payment(ask_price(c, t, 1), OTHER.key.hex(), chain_id=31337),
-            lambda d: d["payload"]["authorization"].update({"from": BUYER.address.lower()})),
-        400, "invalid_exact_evm_payload_signature"),
+            lambda d: d["payload"]["authorization"].update({"from": BUYER.address.lower()}),
+        ),
+        400,
+        "invalid_exact_evm_payload_signature",
+    ),
     "signed over another domain version": (
-        lambda c, t: sign_payment({**ask_price(c, t, 1), "extra": {"name": "USD Coin", "version": "1"}},
-                                  BUYER.key.hex(), chain_id=31337),
-        400, "invalid_exact_evm_payload_signature"),
-    "signed for another chain": (lambda c, t: sign_payment(ask_price(c, t, 1), BUYER.key.hex(), chain_id=8453),
-                                 400, "invalid_exact_evm_payload_signature"),
-    "pays someone else": (lambda c, t: sign_payment({**ask_price(c, t, 1), "payTo": OTHER.address},
-                                                    BUYER.key.hex(), chain_id=31337),
-                          400, "invalid_exact_evm_payload_recipient_mismatch"),
-    "pays too little": (lambda c, t: _valid(c, t, 2, value=1_999_999), 400,
-                        "invalid_exact_evm_payload_authorization_value"),
-    "pays too much": (lambda c, t: _valid(c, t, 2, value=2_000_001), 400,
-                      "invalid_exact_evm_payload_authorization_value"),
-    "not valid yet": (lambda c, t: _valid(c, t, valid_after=int(time.time()) + 3600), 400,
-                      "invalid_exact_evm_payload_authorization_valid_after"),
-    "expired": (lambda c, t: _valid(c, t, valid_before=int(time.time()) - 1), 400,
-                "invalid_exact_evm_payload_authorization_valid_before"),
-    "expires before it can settle": (lambda c, t: _valid(c, t, valid_before=int(time.time()) + 5), 400,
-                                     "invalid_exact_evm_payload_authorization_valid_before"),
+        lambda c, t: sign_payment(
+            {**ask_price(c, t, 1), "extra": {"name": "USD Coin", "version": "1"}},
+            BUYER.key.hex(),
+            chain_id=31337,
+        ),
+        400,
+        "invalid_exact_evm_payload_signature",
+    ),
+    "signed for another chain": (
+        lambda c, t: sign_payment(ask_price(c, t, 1), BUYER.key.hex(), chain_id=8453),
+        400,
+        "invalid_exact_evm_payload_signature",
+    ),
+    "pays someone else": (
+        lambda c, t: sign_payment(
+            {**ask_price(c, t, 1), "payTo": OTHER.address}, BUYER.key.hex(), chain_id=31337
+        ),
+        400,
+        "invalid_exact_evm_payload_recipient_mismatch",
+    ),
+    "pays too little": (
+        lambda c, t: _valid(c, t, 2, value=1_999_999),
+        400,
+        "invalid_exact_evm_payload_authorization_value",
+    ),
+    "pays too much": (
+        lambda c, t: _valid(c, t, 2, value=2_000_001),
+        400,
+        "invalid_exact_evm_payload_authorization_value",
+    ),
+    "not valid yet": (
+        lambda c, t: _valid(c, t, valid_after=int(time.time()) + 3600),
+        400,
+        "invalid_exact_evm_payload_authorization_valid_after",
+    ),
+    "expired": (
+        lambda c, t: _valid(c, t, valid_before=int(time.time()) - 1),
+        400,
+        "invalid_exact_evm_payload_authorization_valid_before",
+    ),
+    "expires before it can settle": (
+        lambda c, t: _valid(c, t, valid_before=int(time.time()) + 5),
+        400,
+        "invalid_exact_evm_payload_authorization_valid_before",
+    ),
 }
 
 
@@ -128,13 +168,21 @@ def test_each_verification_failure_has_its_reason_and_stores_nothing(
 
 @pytest.mark.parametrize(
     ("body", "reason"),
-    [({"quantity": 0}, "invalid_quantity"), ({"quantity": -1}, "invalid_quantity"),
-     ({"quantity": 11}, "invalid_quantity"), ({"quantity": "3"}, "invalid_quantity"),
-     ({"quantity": 1.5}, "invalid_quantity"), ({"quantity": True}, "invalid_quantity"),
-     ({"quantity": 10**30}, "invalid_quantity"), ([1], "invalid_body"), ("not json", "invalid_body")],
+    [
+        ({"quantity": 0}, "invalid_quantity"),
+        ({"quantity": -1}, "invalid_quantity"),
+        ({"quantity": 11}, "invalid_quantity"),
+        ({"quantity": "3"}, "invalid_quantity"),
+        ({"quantity": 1.5}, "invalid_quantity"),
+        ({"quantity": True}, "invalid_quantity"),
+        ({"quantity": 10**30}, "invalid_quantity"),
+        ([1], "invalid_body"),
+        ("not json", "invalid_body"),
+    ],
 )
-def test_bad_body_is_400_with_its_reason(client: TestClient, token: str, settings: Settings, body: Any,
-                                         reason: str) -> None:
+def test_bad_body_is_400_with_its_reason(
+    client: TestClient, token: str, settings: Settings, body: Any, reason: str
+) -> None:
     before = payment_rows(settings)
     content = body if isinstance(body, str) else json.dumps(body)
     reply = client.post(f"/api/mint/{token}", content=content, headers={"X-PAYMENT": _valid(client, token)})
@@ -152,8 +200,9 @@ def test_unknown_token_is_404(client: TestClient, settings: Settings) -> None:
     assert payment_rows(settings) == before
 
 
-def test_resubmitted_nonce_is_409_with_the_existing_id(client: TestClient, token: str,
-                                                       settings: Settings) -> None:
+def test_resubmitted_nonce_is_409_with_the_existing_id(
+    client: TestClient, token: str, settings: Settings
+) -> None:
     nonce = os.urandom(32)
     header = _valid(client, token, nonce=nonce)
     first = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": header})
@@ -175,8 +224,9 @@ def test_status_endpoint_answers_400_404_and_the_payment(client: TestClient, tok
     assert client.get("/api/payment/not-a-uuid").status_code == 400
     assert client.get("/api/payment/not-a-uuid").json()["reason"] == "invalid_payment_id"
     assert client.get(f"/api/payment/{uuid.uuid4()}").status_code == 404
-    accepted = client.post(f"/api/mint/{token}", json={"quantity": 2},
-                           headers={"X-PAYMENT": _valid(client, token, 2)})
+    accepted = client.post(
+        f"/api/mint/{token}", json={"quantity": 2}, headers={"X-PAYMENT": _valid(client, token, 2)}
+    )
     body = client.get(f"/api/payment/{accepted.json()['paymentQueueId']}").json()
     assert body["payer"] == BUYER.address.lower() == body["recipient"]
     assert body["token"] == token and body["quantity"] == 2 and body["amount"] == "2000000"

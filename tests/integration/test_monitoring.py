@@ -29,8 +29,11 @@ def test_every_monitoring_query_runs(settings: Settings) -> None:
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
 def test_monitoring_file_runs_in_psql(settings: Settings) -> None:
-    result = subprocess.run(["psql", settings.database_url, "-v", "ON_ERROR_STOP=1", "-f",
-                             str(SQL_DIR / "monitoring.sql")], capture_output=True, text=True)
+    result = subprocess.run(
+        ["psql", settings.database_url, "-v", "ON_ERROR_STOP=1", "-f", str(SQL_DIR / "monitoring.sql")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "status" in result.stdout and "stuck_sent" in result.stdout
 

@@ -38,13 +38,19 @@ def payment_and_mints(settings: Settings, payment_id: str) -> tuple[str, int]:
     with psycopg.connect(settings.database_url) as conn:
         row = conn.execute(
             "SELECT status::text, (SELECT count(*) FROM mint_queue WHERE payment_id = p.id)"
-            " FROM payment_queue p WHERE id = %s", (payment_id,)).fetchone()
+            " FROM payment_queue p WHERE id = %s",
+            (payment_id,),
+        ).fetchone()
     assert row is not None
     return row[0], row[1]
 
 
 def test_no_mint_row_until_the_payment_is_mined(
-    client: TestClient, pipeline: Pipeline, devchain: Chain, deployment: Deployment, settings: Settings,
+    client: TestClient,
+    pipeline: Pipeline,
+    devchain: Chain,
+    deployment: Deployment,
+    settings: Settings,
     manual_mining: None,
 ) -> None:
     payment_id = buy(client, deployment.token.address, anvil.dev_account(14).key.hex(), 4)
@@ -69,8 +75,10 @@ def test_database_refuses_a_mint_row_for_an_unpaid_payment(
     with psycopg.connect(settings.database_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute(
             "INSERT INTO mint_queue (payment_id, mint_index, mint_id, token_address, recipient)"
-            " SELECT id, 0, '0x' || repeat('ab', 32), token_address, recipient FROM payment_queue WHERE id = %s",
-            (payment_id,))
+            " SELECT id, 0, '0x' || repeat('ab', 32), token_address, recipient"
+            " FROM payment_queue WHERE id = %s",
+            (payment_id,),
+        )
 
 
 def test_completed_payment_cannot_be_moved_back(

@@ -28,10 +28,12 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def balances(devchain: Chain, deployment: Deployment, wallet: str) -> tuple[int, int, int]:
     w3 = devchain.w3
-    token = w3.eth.contract(address=Web3.to_checksum_address(deployment.token.address),
-                            abi=load_artifact("MintToken").abi)
-    usdc = w3.eth.contract(address=Web3.to_checksum_address(deployment.usdc.address),
-                           abi=load_artifact("TestUSDC").abi)
+    token = w3.eth.contract(
+        address=Web3.to_checksum_address(deployment.token.address), abi=load_artifact("MintToken").abi
+    )
+    usdc = w3.eth.contract(
+        address=Web3.to_checksum_address(deployment.usdc.address), abi=load_artifact("TestUSDC").abi
+    )
     return (
         token.functions.balanceOf(Web3.to_checksum_address(wallet)).call(),
         usdc.functions.balanceOf(Web3.to_checksum_address(wallet)).call(),
@@ -41,7 +43,11 @@ def balances(devchain: Chain, deployment: Deployment, wallet: str) -> tuple[int,
 
 @pytest.mark.parametrize(("buyer_index", "quantity"), [(10, 1), (11, 10)])
 def test_purchase_ends_completed_with_tokens_on_chain(
-    client: TestClient, pipeline: Pipeline, devchain: Chain, deployment: Deployment, buyer_index: int,
+    client: TestClient,
+    pipeline: Pipeline,
+    devchain: Chain,
+    deployment: Deployment,
+    buyer_index: int,
     quantity: int,
 ) -> None:
     buyer = anvil.dev_account(buyer_index)
@@ -63,7 +69,11 @@ def test_purchase_ends_completed_with_tokens_on_chain(
 
 
 def test_buyer_without_usdc_gets_failed_payment_and_nothing(
-    client: TestClient, pipeline: Pipeline, devchain: Chain, deployment: Deployment, settings: Settings,
+    client: TestClient,
+    pipeline: Pipeline,
+    devchain: Chain,
+    deployment: Deployment,
+    settings: Settings,
 ) -> None:
     pauper = Account.create()
     payment_id = buy(client, deployment.token.address, pauper.key.hex(), 2)
@@ -74,5 +84,7 @@ def test_buyer_without_usdc_gets_failed_payment_and_nothing(
     assert status["result"]["mints"] == []
     assert balances(devchain, deployment, pauper.address)[0] == 0
     with psycopg.connect(settings.database_url) as conn:
-        count = conn.execute("SELECT count(*) FROM mint_queue WHERE payment_id = %s", (payment_id,)).fetchone()
+        count = conn.execute(
+            "SELECT count(*) FROM mint_queue WHERE payment_id = %s", (payment_id,)
+        ).fetchone()
     assert count == (0,)

@@ -27,8 +27,12 @@ class Supervisor:
         self.api_url = api_url
 
     def ctl(self, *args: str) -> str:
-        result = subprocess.run([str(VENV_BIN / "supervisorctl"), "-c", str(self.conf), *args],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [str(VENV_BIN / "supervisorctl"), "-c", str(self.conf), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return result.stdout + result.stderr
 
     def states(self) -> dict[str, str]:
@@ -42,17 +46,31 @@ def supervisor(tmp_path: Path, settings: Settings) -> Iterator[Supervisor]:
     (run_dir / "logs").mkdir(parents=True)
     api_port = free_port(18402)
     env_file = tmp_path / "test.env"
-    env_file.write_text("\n".join([
-        f"DATABASE_URL={settings.database_url}", f"RPC_URL={settings.rpc_url}", f"CHAIN_ID={settings.chain_id}",
-        f"API_PORT={api_port}", f"PAYMENT_RELAYER_KEY={settings.payment_relayer_key}",
-        f"MINT_RELAYER_KEY={settings.mint_relayer_key}", "PAYMENT_POLL_INTERVAL=0.5",
-        "CONFIRM_POLL_INTERVAL=0.5", "MINT_POLL_INTERVAL=0.5", ""]))
+    env_file.write_text(
+        "\n".join(
+            [
+                f"DATABASE_URL={settings.database_url}",
+                f"RPC_URL={settings.rpc_url}",
+                f"CHAIN_ID={settings.chain_id}",
+                f"API_PORT={api_port}",
+                f"PAYMENT_RELAYER_KEY={settings.payment_relayer_key}",
+                f"MINT_RELAYER_KEY={settings.mint_relayer_key}",
+                "PAYMENT_POLL_INTERVAL=0.5",
+                "CONFIRM_POLL_INTERVAL=0.5",
+                "MINT_POLL_INTERVAL=0.5",
+                "",
+            ]
+        )
+    )
     conf = (PROJECT_ROOT / "supervisord.conf").read_text()
     conf = conf.replace("%(here)s/.dev", str(run_dir)).replace("%(here)s", str(PROJECT_ROOT))
     conf_path = tmp_path / "supervisord.conf"
     conf_path.write_text(conf)
-    subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(conf_path)], check=True,
-                   env={"PATH": "/usr/bin:/bin", "X402_ENV_FILE": str(env_file)})
+    subprocess.run(
+        [str(VENV_BIN / "supervisord"), "-c", str(conf_path)],
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "X402_ENV_FILE": str(env_file)},
+    )
     sup = Supervisor(conf_path, f"http://127.0.0.1:{api_port}")
     try:
         deadline = time.monotonic() + 30
@@ -71,8 +89,9 @@ def supervisor(tmp_path: Path, settings: Settings) -> Iterator[Supervisor]:
 def purchase(api_url: str, token: str, key: str, quantity: int) -> str:
     offer = httpx.post(f"{api_url}/api/mint/{token}", json={"quantity": quantity}, timeout=10)
     header = sign_payment(offer.json()["accepts"][0], key, chain_id=31337)
-    reply = httpx.post(f"{api_url}/api/mint/{token}", json={"quantity": quantity},
-                       headers={"X-PAYMENT": header}, timeout=10)
+    reply = httpx.post(
+        f"{api_url}/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header}, timeout=10
+    )
     assert reply.status_code == 202, reply.text
     return str(reply.json()["paymentQueueId"])
 
@@ -86,18 +105,30 @@ def wait_all_minted(api_url: str, ids: list[str], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         bodies = [status(api_url, pid) for pid in ids]
-        if all(b["status"] == "completed" and all(m["status"] == "completed"  # type: ignore[index, union-attr]
-                                                  for m in b["result"]["mints"]) for b in bodies):
+        if all(
+            b["status"] == "completed"
+            and all(
+                m["status"] == "completed"  # type: ignore[index, union-attr]
+                for m in b["result"]["mints"]
+            )
+            for b in bodies
+        ):
             return
         time.sleep(0.3)
     raise AssertionError(f"not all minted: {[status(api_url, pid) for pid in ids]}")
 
 
-def test_each_stage_stops_and_starts_while_the_others_run(supervisor: Supervisor, deployment: Deployment) -> None:
+def test_each_stage_stops_and_starts_while_the_others_run(
+    supervisor: Supervisor, deployment: Deployment
+) -> None:
     token = deployment.token.address
     buyer = anvil.dev_account(16).key.hex()
-    assert supervisor.states() == {"api": "RUNNING", "confirmer": "RUNNING", "mint-sender": "RUNNING",
-                                   "payment-sender": "RUNNING"}
+    assert supervisor.states() == {
+        "api": "RUNNING",
+        "confirmer": "RUNNING",
+        "mint-sender": "RUNNING",
+        "payment-sender": "RUNNING",
+    }
     for stage in ("payment-sender", "confirmer", "mint-sender"):
         assert "stopped" in supervisor.ctl("stop", stage)
         assert supervisor.states()[stage] == "STOPPED"
@@ -115,6 +146,8 @@ def test_each_stage_stops_and_starts_while_the_others_run(supervisor: Supervisor
             assert all(m["status"] == "pending" for m in first["result"]["mints"])  # type: ignore[index]
         assert "started" in supervisor.ctl("start", stage)
         wait_all_minted(supervisor.api_url, ids)
-    log = (Path(str(supervisor.conf).replace("supervisord.conf", "run")) / "logs" / "supervisord.log").read_text()
+    log = (
+        Path(str(supervisor.conf).replace("supervisord.conf", "run")) / "logs" / "supervisord.log"
+    ).read_text()
     for stage in ("payment-sender", "confirmer", "mint-sender"):
         assert f"stopped: {stage} (exit status 0)" in log, log
