@@ -23,8 +23,8 @@ app = typer.Typer(help="The local dev environment under .dev/.", no_args_is_help
 SUPERVISORD_CONF = PROJECT_ROOT / "supervisord.conf"
 ENV_FILE = DEV_DIR / "dev.env"
 ANVIL_PID = DEV_DIR / "anvil.pid"
-API_PORT = 8402
-RPC_PORT = 8545
+DEFAULT_API_PORT = 8402
+DEFAULT_RPC_PORT = 8545
 BUYER_FUNDS = 1_000_000 * 10**6  # 1M test USDC each
 
 
@@ -34,8 +34,8 @@ def _database_url() -> str:
     return postgres.ensure_database(postgres.ensure_running(), "x402_mint")
 
 
-def _ensure_chain(chain_id: int, block_time: float | None) -> str:
-    rpc_url = f"http://127.0.0.1:{RPC_PORT}"
+def _ensure_chain(chain_id: int, block_time: float | None, rpc_port: int) -> str:
+    rpc_url = f"http://127.0.0.1:{rpc_port}"
     running = anvil.answers(rpc_url)
     if running is not None:
         if running != chain_id:
@@ -44,7 +44,7 @@ def _ensure_chain(chain_id: int, block_time: float | None) -> str:
             )
         return rpc_url
     proc = anvil.start(
-        port=RPC_PORT,
+        port=rpc_port,
         chain_id=chain_id,
         block_time=block_time,
         log_path=DEV_DIR / "logs" / "anvil.log",
@@ -94,12 +94,14 @@ def _start_supervisord() -> None:
 def up(
     chain_id: int = typer.Option(31337, envvar="CHAIN_ID"),
     block_time: float = typer.Option(0, envvar="BLOCK_TIME", help="Seconds per block; 0 = automine."),
+    rpc_port: int = typer.Option(DEFAULT_RPC_PORT, envvar="DEV_RPC_PORT", help="anvil's port."),
+    api_port: int = typer.Option(DEFAULT_API_PORT, envvar="DEV_API_PORT", help="The API's port."),
 ) -> None:
     """Start (or reuse) anvil, PostgreSQL, the contracts and all four programs. Safe to run twice."""
     (DEV_DIR / "logs").mkdir(parents=True, exist_ok=True)
     database_url = _database_url()
     migrate(database_url)
-    rpc_url = _ensure_chain(chain_id, block_time or None)
+    rpc_url = _ensure_chain(chain_id, block_time or None, rpc_port)
     w3 = chain.connect(rpc_url)
     state = json.loads(DEVNET_FILE.read_text()) if DEVNET_FILE.exists() else {}
     if not _deployed(w3, state) or state.get("database_url") != database_url:
@@ -117,7 +119,7 @@ def up(
                 "RPC_URL": rpc_url,
                 "CHAIN_ID": chain_id,
                 "API_HOST": "127.0.0.1",
-                "API_PORT": API_PORT,
+                "API_PORT": api_port,
                 "PAYMENT_RELAYER_KEY": payment_relayer.key.hex(),
                 "MINT_RELAYER_KEY": mint_relayer.key.hex(),
                 "LOG_FORMAT": "json",
@@ -127,7 +129,7 @@ def up(
     ENV_FILE.chmod(0o600)
     state.update(
         {
-            "api_url": f"http://127.0.0.1:{API_PORT}",
+            "api_url": f"http://127.0.0.1:{api_port}",
             "rpc_url": rpc_url,
             "chain_id": chain_id,
             "network": network_name(chain_id),
@@ -168,6 +170,9 @@ def down() -> None:
     """Stop everything `dev up` started (supervisord and its programs, anvil, the local PostgreSQL)."""
     if _supervisorctl("pid").returncode == 0:
         _supervisorctl("shutdown")
+        deadline = time.monotonic() + 45  # programs drain within stopwaitsecs (30 s)
+        while (DEV_DIR / "supervisord.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
         typer.echo("supervisord stopped")
     if ANVIL_PID.exists():
         pid = int(ANVIL_PID.read_text())

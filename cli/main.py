@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import typer
 
-from cli import demo, dev, ops
+from cli import bench, demo, dev, ops
 from shared.config import load_settings
 from shared.logs import configure_logging
 from shared.migrations import migrate
@@ -21,6 +21,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(ops.token_app, name="token")
 app.add_typer(dev.app, name="dev")
+app.add_typer(bench.app, name="bench")
 app.command("stats")(ops.stats)
 app.command("demo")(demo.demo)
 

@@ -1,0 +1,90 @@
+"""`x402-mint bench …`: measured figures against the running dev environment (`x402-mint dev up`).
+
+Numbers live here, never in tests. Signing happens before the clock starts.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import httpx
+import typer
+
+from cli.buyer import sign_payment
+
+app = typer.Typer(help="Benchmarks against the running dev environment.", no_args_is_help=True)
+
+
+def _percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def _offer(client: httpx.Client, token: str, quantity: int) -> dict[str, Any]:
+    reply = client.post(f"/api/mint/{token}", json={"quantity": quantity})
+    accept: dict[str, Any] = reply.json()["accepts"][0]
+    return accept
+
+
+@app.command("latency")
+def latency(requests: int = typer.Option(1000, help="Sequential valid purchases to send.")) -> None:
+    """202 latency of sequential valid payments over one keep-alive connection (p50/p99/max)."""
+    from cli.dev import dev_state
+
+    state = dev_state()
+    token = state["tokens"][0]["address"]
+    with httpx.Client(base_url=state["api_url"], timeout=10.0) as client:
+        accept = _offer(client, token, 1)
+        payers = state["payers"]
+        typer.echo(f"signing {requests} payments from {len(payers)} buyers ...")
+        headers = [
+            sign_payment(accept, payers[i % len(payers)]["private_key"], chain_id=state["chain_id"])
+            for i in range(requests)
+        ]
+        samples: list[float] = []
+        statuses: dict[int, int] = {}
+        for header in headers:
+            started = time.perf_counter()
+            reply = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": header})
+            samples.append((time.perf_counter() - started) * 1000)
+            statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+    typer.echo(f"{requests} sequential POST /api/mint (1 connection): statuses {statuses}")
+    typer.echo(
+        f"  202 latency ms: p50 {_percentile(samples, 50):.2f}  p99 {_percentile(samples, 99):.2f}  "
+        f"max {max(samples):.2f}  mean {statistics.fmean(samples):.2f}"
+    )
+
+
+@app.command("settle")
+def settle(quantity: int = typer.Option(10, help="Mints in the purchase.")) -> None:
+    """Time from 202 to payment completed and to all mints completed, for one purchase."""
+    from cli.dev import dev_state
+
+    state = dev_state()
+    token = state["tokens"][0]["address"]
+    with httpx.Client(base_url=state["api_url"], timeout=10.0) as client:
+        header = sign_payment(
+            _offer(client, token, quantity), state["payers"][-1]["private_key"], chain_id=state["chain_id"]
+        )
+        reply = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header})
+        accepted = time.perf_counter()
+        payment_id = reply.json()["paymentQueueId"]
+        paid_at = None
+        while time.perf_counter() - accepted < 120:
+            body = client.get(f"/api/payment/{payment_id}").json()
+            if body["status"] == "completed" and paid_at is None:
+                paid_at = time.perf_counter()
+            if body["status"] == "failed":
+                raise RuntimeError(f"payment failed: {body['error']}")
+            mints = body["result"]["mints"]
+            if paid_at and mints and all(m["status"] == "completed" for m in mints):
+                done = time.perf_counter()
+                typer.echo(
+                    f"purchase of {quantity}: 202 → payment completed {(paid_at - accepted) * 1000:.0f} ms, "
+                    f"202 → all {len(mints)} mints completed {(done - accepted) * 1000:.0f} ms"
+                )
+                return
+            time.sleep(0.02)
+    raise typer.Exit(1)

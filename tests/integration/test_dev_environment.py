@@ -1,0 +1,105 @@
+"""The main job: `x402-mint dev up` (twice: it must be safe), `demo`, then `dev down`, run from a
+copy of the project so the developer's own `.dev/` is untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cli.devnet import anvil, postgres
+from cli.devnet.paths import PROJECT_ROOT, free_port
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    target = tmp_path / "project"
+    for name in files:
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    for shared_dir in (".venv", "node_modules"):
+        (target / shared_dir).symlink_to(PROJECT_ROOT / shared_dir)
+    return target
+
+
+@pytest.fixture
+def dev_database(pg_server: str) -> Iterator[str]:
+    name = f"x402_dev_{uuid.uuid4().hex[:8]}"
+    yield postgres.ensure_database(pg_server, name)
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_dev_up_twice_then_demo_then_down(project_copy: Path, dev_database: str) -> None:
+    rpc_port, api_port = free_port(28545), free_port(28402)
+    env = {
+        **os.environ,
+        "DATABASE_URL": dev_database,
+        "DEV_RPC_PORT": str(rpc_port),
+        "DEV_API_PORT": str(api_port),
+        "PYTHONPATH": str(project_copy),
+    }
+    env.pop("X402_ENV_FILE", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(project_copy / "bin" / "x402-mint"), *args],
+            cwd=project_copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+
+    try:
+        first = cli("dev", "up")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "deploying" in first.stdout
+        state = json.loads((project_copy / ".dev" / "devnet.json").read_text())
+        assert set(state) >= {
+            "api_url",
+            "rpc_url",
+            "chain_id",
+            "network",
+            "database_url",
+            "supervisord_conf",
+            "usdc",
+            "tokens",
+            "payers",
+        }
+        assert state["api_url"] == f"http://127.0.0.1:{api_port}" and state["chain_id"] == 31337
+        assert state["usdc"]["name"] == "USD Coin" and state["usdc"]["version"] == "2"
+        assert state["tokens"][0]["price"] == 1_000_000 and state["tokens"][0]["max_mint_count"] == 100_000
+        assert len(state["payers"]) == 10
+
+        second = cli("dev", "up")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "deploying" not in second.stdout  # reused: same chain, same contracts
+        assert json.loads((project_copy / ".dev" / "devnet.json").read_text())["tokens"] == state["tokens"]
+
+        demo = cli("demo")
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert demo.stdout.count(": completed, payment tx 0x") == 3
+    finally:
+        down = cli("dev", "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert anvil.answers(f"http://127.0.0.1:{rpc_port}") is None
+    assert not (project_copy / ".dev" / "supervisord.pid").exists()
