@@ -19,53 +19,21 @@ from shared import chain, nonces, txstore
 from shared.broadcaster import Outgoing, broadcast_stored
 from shared.queries import q
 from shared.runtime import Runtime
+from shared.sender_stage import SenderStage
 
 log = structlog.get_logger()
 
 
-class MintSender:
+class MintSender(SenderStage):
     name = "mint-sender"
     channels = ("x402_mint_queue_pending",)
+    claim_query = "claim_mints"
+    release_query = "release_claimed_mints"
 
     def __init__(self, runtime: Runtime, relayer: LocalAccount) -> None:
-        self.rt = runtime
-        self.settings = runtime.settings
-        self.stage_settings = runtime.settings.mint_stage
-        self.wake_after: float | None = None
-        self.relayer = relayer
-        self.address = relayer.address.lower()
+        super().__init__(runtime, relayer, runtime.settings.mint_stage)
 
-    def start(self) -> None:
-        with self.rt.pool.connection() as conn:
-            nonce = nonces.reconcile(
-                conn, self.settings.chain_id, self.address, chain.pending_nonce(self.rt.w3, self.address)
-            )
-        log.info("relayer_ready", stage=self.name, relayer=self.address, next_nonce=nonce)
-
-    def run_once(self) -> int:
-        claim_token = uuid.uuid4()
-        with self.rt.pool.connection() as conn, conn.transaction():
-            rows = conn.execute(
-                q("claim_mints"),
-                {
-                    "limit": self.stage_settings.batch_size,
-                    "claim_token": claim_token,
-                    "lease": self.settings.lease_seconds,
-                },
-            ).fetchall()
-        if not rows:
-            return 0
-        try:
-            self._mint(rows, claim_token)
-        except Exception:
-            with self.rt.pool.connection() as conn, conn.transaction():
-                conn.execute(
-                    q("release_claimed_mints"), {"ids": [r["id"] for r in rows], "claim_token": claim_token}
-                )
-            raise
-        return len(rows)
-
-    def _mint(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
+    def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
         already = [r["id"] for r in rows if self._has_minted(r["token_address"], r["mint_id"])]
         todo: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:

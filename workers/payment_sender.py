@@ -17,10 +17,10 @@ from web3.exceptions import ContractLogicError
 
 from shared import chain, nonces, txstore
 from shared.broadcaster import Outgoing, broadcast_stored
-from shared.config import Settings
 from shared.queries import q
 from shared.reverts import revert_reason
 from shared.runtime import Runtime
+from shared.sender_stage import SenderStage
 
 log = structlog.get_logger()
 DEFER_SECONDS = 1.0
@@ -32,53 +32,17 @@ def is_transient(reason: str) -> bool:
     return any(marker in reason for marker in _TRANSIENT)
 
 
-class PaymentSender:
+class PaymentSender(SenderStage):
     name = "payment-sender"
     channels = ("x402_payment_queue_pending",)
+    claim_query = "claim_payments"
+    release_query = "release_claimed_payments"
 
     def __init__(self, runtime: Runtime, relayer: LocalAccount) -> None:
-        self.rt = runtime
-        self.settings: Settings = runtime.settings
-        self.stage_settings = runtime.settings.payment_stage
-        self.wake_after: float | None = None
-        self.relayer = relayer
-        self.address = relayer.address.lower()
+        super().__init__(runtime, relayer, runtime.settings.payment_stage)
         self.usdc_abi = runtime.usdc()
 
-    def start(self) -> None:
-        """Line the stored nonce up with the chain before sending anything."""
-        with self.rt.pool.connection() as conn:
-            nonce = nonces.reconcile(
-                conn, self.settings.chain_id, self.address, chain.pending_nonce(self.rt.w3, self.address)
-            )
-        log.info("relayer_ready", stage=self.name, relayer=self.address, next_nonce=nonce)
-
-    def run_once(self) -> int:
-        claim_token = uuid.uuid4()
-        with self.rt.pool.connection() as conn, conn.transaction():
-            rows = conn.execute(
-                q("claim_payments"),
-                {
-                    "limit": self.stage_settings.batch_size,
-                    "claim_token": claim_token,
-                    "lease": self.settings.lease_seconds,
-                },
-            ).fetchall()
-        self.wake_after = None
-        if not rows:
-            return 0
-        try:
-            self._settle(rows, claim_token)
-        except Exception:
-            with self.rt.pool.connection() as conn, conn.transaction():
-                conn.execute(
-                    q("release_claimed_payments"),
-                    {"ids": [r["id"] for r in rows], "claim_token": claim_token},
-                )
-            raise
-        return len(rows)
-
-    def _settle(self, rows: list[Any], claim_token: uuid.UUID) -> None:
+    def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
         calls: dict[Any, str] = {}
         failures: dict[Any, str] = {}
         deferred: dict[Any, str] = {}

@@ -7,6 +7,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,14 +45,23 @@ def pg_server() -> str:
     return os.environ.get("TEST_PG_URL") or postgres.ensure_running()
 
 
+@contextmanager
+def scratch_database(pg_server: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = postgres.ensure_database(pg_server, name)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def database_url(pg_server: str) -> Iterator[str]:
-    name = f"x402_test_{uuid.uuid4().hex[:10]}"
-    url = postgres.ensure_database(pg_server, name)
-    migrate(url)
-    yield url
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_server, "x402_test") as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

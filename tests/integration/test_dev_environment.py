@@ -7,15 +7,14 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from cli.devnet import anvil, postgres
+from cli.devnet import anvil
 from cli.devnet.paths import PROJECT_ROOT, free_port
+from tests.integration.conftest import scratch_database
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -42,10 +41,8 @@ def project_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dev_database(pg_server: str) -> Iterator[str]:
-    name = f"x402_dev_{uuid.uuid4().hex[:8]}"
-    yield postgres.ensure_database(pg_server, name)
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_server, "x402_dev") as url:
+        yield url
 
 
 def test_dev_up_twice_then_demo_then_down(project_copy: Path, dev_database: str) -> None:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from cli.devnet import postgres
 from shared.migrations import discover, migrate
+from tests.integration.conftest import scratch_database
 
 
 @pytest.fixture
 def empty_database(pg_server: str) -> Iterator[str]:
-    name = f"x402_mig_{uuid.uuid4().hex[:8]}"
-    yield postgres.ensure_database(pg_server, name)
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_server, "x402_mig") as url:
+        yield url
 
 
 def test_two_concurrent_runs_apply_each_migration_once(empty_database: str) -> None:
