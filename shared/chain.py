@@ -40,6 +40,8 @@ class SignedTx:
     nonce: int
     gas_limit: int
     fees: Fees
+    to: str
+    data: bytes
 
 
 def quote_fees(w3: Web3) -> Fees:
@@ -51,7 +53,7 @@ def quote_fees(w3: Web3) -> Fees:
 
 
 def sign(
-    account: LocalAccount, *, chain_id: int, nonce: int, to: str, data: str, gas: int, fees: Fees
+    account: LocalAccount, *, chain_id: int, nonce: int, to: str, data: str | bytes, gas: int, fees: Fees
 ) -> SignedTx:
     tx: dict[str, Any] = {
         "type": 2,
@@ -59,7 +61,7 @@ def sign(
         "nonce": nonce,
         "to": Web3.to_checksum_address(to),
         "value": 0,
-        "data": data,
+        "data": Web3.to_hex(data) if isinstance(data, bytes) else data,
         "gas": gas,
         "maxFeePerGas": fees.max_fee_per_gas,
         "maxPriorityFeePerGas": fees.max_priority_fee,
@@ -71,6 +73,8 @@ def sign(
         nonce=nonce,
         gas_limit=gas,
         fees=fees,
+        to=to.lower(),
+        data=data if isinstance(data, bytes) else bytes.fromhex(data.removeprefix("0x")),
     )
 
 

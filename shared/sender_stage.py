@@ -1,5 +1,6 @@
-"""What payment-sender and mint-sender share: a relayer key whose nonces live in PostgreSQL, and the
-claim → process → (on error) release cycle over leased rows."""
+"""What payment-sender and mint-sender share: a relayer key whose nonces live in PostgreSQL, the
+claim → process → (on error) release-with-backoff cycle over leased rows, and the upkeep of the
+relayer's own transactions that are stuck (re-signed with bumped fees: only the key holder can)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,29 @@ from typing import Any
 
 import structlog
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
-from shared import chain, nonces
+from shared import chain, nonces, txstore
+from shared.broadcaster import Outgoing, broadcast_stored
+from shared.chain import Fees
 from shared.config import StageSettings
 from shared.queries import q
+from shared.retry import bumped_fees, retry_delay
 from shared.runtime import Runtime
 
 log = structlog.get_logger()
+UPKEEP_BATCH = 20
+
+
+class RelayerOutOfFunds(RuntimeError):
+    """The relayer cannot pay for the gas of this batch: alert, back off, keep the work."""
 
 
 class SenderStage:
     name: str
     channels: tuple[str, ...]
     claim_query: str  # named block: claims rows (status → processing) under a claim token and lease
-    release_query: str  # named block: puts this claim's unfinished rows straight back to pending
+    release_query: str  # named block: puts this claim's unfinished rows back to pending after a delay
 
     def __init__(self, runtime: Runtime, relayer: LocalAccount, stage_settings: StageSettings) -> None:
         self.rt = runtime
@@ -44,6 +54,8 @@ class SenderStage:
         return nonce
 
     def run_once(self) -> int:
+        self.wake_after = None
+        upkept = self.upkeep()
         claim_token = uuid.uuid4()
         with self.rt.pool.connection() as conn, conn.transaction():
             rows = conn.execute(
@@ -54,19 +66,102 @@ class SenderStage:
                     "lease": self.settings.lease_seconds,
                 },
             ).fetchall()
-        self.wake_after = None
         if not rows:
-            return 0
+            return upkept
         try:
             self.process(rows, claim_token)
-        except Exception:
-            with self.rt.pool.connection() as conn, conn.transaction():
-                conn.execute(
-                    q(self.release_query), {"ids": [r["id"] for r in rows], "claim_token": claim_token}
-                )
-            raise
-        return len(rows)
+        except Exception as exc:
+            self.release(rows, claim_token, exc)
+            if not isinstance(exc, RelayerOutOfFunds):
+                raise
+        return len(rows) + upkept
+
+    def release(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, exc: Exception) -> None:
+        delay = retry_delay(
+            max(int(r["attempts"]) for r in rows),
+            base=self.settings.retry_base_seconds,
+            cap=self.settings.retry_cap_seconds,
+        )
+        with self.rt.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                q(self.release_query),
+                {
+                    "ids": [r["id"] for r in rows],
+                    "claim_token": claim_token,
+                    "delay": delay,
+                    "error": f"{type(exc).__name__}: {exc}"[:500],
+                },
+            )
+        log.warning("batch_released", stage=self.name, items=len(rows), retry_in=delay, error=str(exc)[:200])
 
     def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
         """Do the chain work for claimed rows; every write is a compare-and-set on `claim_token`."""
         raise NotImplementedError
+
+    def ensure_gas_money(self, transactions: int, gas_limit: int, fees: Fees) -> None:
+        need = transactions * gas_limit * fees.max_fee_per_gas
+        balance = int(self.rt.w3.eth.get_balance(Web3.to_checksum_address(self.address)))
+        if balance < need:
+            log.error(
+                "relayer_out_of_funds", stage=self.name, relayer=self.address, balance=balance, need=need
+            )
+            raise RelayerOutOfFunds(f"relayer {self.address} has {balance} wei, needs {need} for this batch")
+
+    def upkeep(self) -> int:
+        """Re-sign this relayer's stuck transactions with bumped fees (a new attempt, same nonce)."""
+        market: Fees | None = None
+        outgoing: list[Outgoing] = []
+        with self.rt.pool.connection() as conn, conn.transaction():
+            stuck = conn.execute(
+                q("stuck_txs_of_sender"),
+                {
+                    "chain_id": self.settings.chain_id,
+                    "address": self.address,
+                    "stuck_after": self.settings.stuck_after_seconds,
+                    "limit": UPKEEP_BATCH,
+                },
+            ).fetchall()
+            for tx in stuck:
+                market = market or chain.quote_fees(self.rt.w3)
+                fees = bumped_fees(
+                    Fees(int(tx["max_fee_per_gas"]), int(tx["max_priority_fee"])),
+                    market,
+                    max_fee_cap=self.settings.max_fee_per_gas_cap,
+                )
+                if fees is None:
+                    log.error("fee_cap_reached", stage=self.name, chain_tx_id=tx["id"], nonce=tx["nonce"])
+                    continue
+                signed = self._resign(tx, fees)
+                txstore.add_attempt(conn, tx["id"], signed, "cancel" if tx["cancel_reason"] else "work")
+                outgoing.append(
+                    Outgoing(
+                        tx["id"],
+                        signed.raw,
+                        signed.tx_hash,
+                        signed.nonce,
+                        {"bumped_max_fee": fees.max_fee_per_gas},
+                    )
+                )
+        broadcast_stored(self.rt, outgoing, "tx_fee_bumped")
+        return len(outgoing)
+
+    def _resign(self, tx: dict[str, Any], fees: Fees) -> chain.SignedTx:
+        if tx["cancel_reason"]:  # a 0-value transfer to ourselves fills the nonce and does nothing else
+            return chain.sign(
+                self.relayer,
+                chain_id=self.settings.chain_id,
+                nonce=tx["nonce"],
+                to=self.address,
+                data=b"",
+                gas=21_000,
+                fees=fees,
+            )
+        return chain.sign(
+            self.relayer,
+            chain_id=self.settings.chain_id,
+            nonce=tx["nonce"],
+            to=tx["to_address"],
+            data=bytes(tx["data"]),
+            gas=int(tx["gas_limit"]),
+            fees=fees,
+        )

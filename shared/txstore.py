@@ -16,10 +16,24 @@ def store_signed(
     """Record a new logical transaction and its first attempt (inside the caller's transaction)."""
     row = conn.execute(
         q("insert_chain_tx"),
-        {"chain_id": chain_id, "from_address": from_address, "nonce": signed.nonce, "purpose": purpose},
+        {
+            "chain_id": chain_id,
+            "from_address": from_address,
+            "nonce": signed.nonce,
+            "purpose": purpose,
+            "to_address": signed.to,
+            "data": signed.data,
+            "gas_limit": signed.gas_limit,
+        },
     ).fetchone()
     assert row is not None
     chain_tx_id = int(row["id"])
+    add_attempt(conn, chain_tx_id, signed, "work")
+    return chain_tx_id
+
+
+def add_attempt(conn: Connection[Any], chain_tx_id: int, signed: SignedTx, kind: str) -> None:
+    """Another signed version of the same logical transaction (same nonce): a fee bump or a cancel."""
     conn.execute(
         q("insert_chain_tx_attempt"),
         {
@@ -29,9 +43,38 @@ def store_signed(
             "max_fee": signed.fees.max_fee_per_gas,
             "max_priority": signed.fees.max_priority_fee,
             "gas_limit": signed.gas_limit,
+            "kind": kind,
         },
     )
-    return chain_tx_id
+
+
+def store_external(
+    conn: Connection[Any], *, chain_id: int, sender: str, nonce: int, tx_hash: str, purpose: str
+) -> int:
+    """Record a transaction someone else sent (nothing to re-send); return its chain_tx id."""
+    row = conn.execute(
+        q("insert_external_chain_tx"),
+        {"chain_id": chain_id, "from_address": sender, "nonce": nonce, "purpose": purpose},
+    ).fetchone()
+    if row is None:  # already known (ours, or recorded before)
+        row = conn.execute(
+            q("chain_tx_by_sender_nonce"), {"chain_id": chain_id, "from_address": sender, "nonce": nonce}
+        ).fetchone()
+        assert row is not None
+        return int(row["id"])
+    conn.execute(
+        q("insert_chain_tx_attempt"),
+        {
+            "chain_tx_id": row["id"],
+            "tx_hash": tx_hash,
+            "raw_tx": None,
+            "max_fee": 0,
+            "max_priority": 0,
+            "gas_limit": 0,
+            "kind": "external",
+        },
+    )
+    return int(row["id"])
 
 
 def record_broadcasts(conn: Connection[Any], results: list[tuple[int, str | None]]) -> None:

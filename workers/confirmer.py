@@ -1,10 +1,12 @@
 """confirmer: reads receipts of stored transactions and settles the work they carry.
 
-A payment whose transferWithAuthorization succeeded (at the configured depth, in a block that is
-still canonical) becomes `completed` and its `quantity` mint rows are inserted in the same database
-transaction; a reverted one becomes `failed` and gets none. A mint transaction's logs decide each
-mint: TokensMinted or "already minted" → completed, "sold out" → failed, absent → pending again.
-A transaction with no receipt is (re)broadcast from its stored bytes, never re-signed.
+The chain decides. A payment is `completed` — and its `quantity` mint rows are inserted in the same
+database transaction — only when a receipt at the configured depth, in a block that is still
+canonical, shows the authorization used and the USDC arriving at payTo. If our transaction reverted
+because someone else submitted the authorization first, the payment follows that transaction instead.
+A mint transaction's logs decide each mint. A transaction with no receipt is re-sent from its stored
+bytes (never re-signed); one whose nonce was taken by a transaction that is not ours, or that vanished
+in a reorg, or was cancelled, hands its work back to the stage that sends it.
 """
 
 from __future__ import annotations
@@ -14,20 +16,21 @@ from typing import Any
 
 import structlog
 from psycopg import Connection
+from web3 import Web3
 from web3.exceptions import TransactionNotFound
-from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from shared import txstore
 from shared.broadcaster import Outgoing, broadcast_stored
 from shared.mint_ids import mint_id
+from shared.mint_logs import mint_results
 from shared.queries import q
 from shared.runtime import Runtime
+from shared.settlement import AuthorizationState, Outcome, authorization_outcome, paid_in_logs
 
 log = structlog.get_logger()
 RECHECK_SECONDS = 0.5
-# MintToken's MintSkipped reasons: the id is on chain already (as good as minted), or it never will be.
-SKIP_ALREADY_MINTED = 1
-SKIP_FAILURES = {2: "sold_out", 3: "invalid_recipient"}
+ERROR_RECHECK_SECONDS = 2.0
 
 
 class Confirmer:
@@ -38,7 +41,6 @@ class Confirmer:
         self.rt = runtime
         self.settings = runtime.settings
         self.stage_settings = runtime.settings.confirm_stage
-        self.token_events = runtime.token()
         self.wake_after: float | None = None
 
     def start(self) -> None:
@@ -57,14 +59,11 @@ class Confirmer:
         head = self.rt.w3.eth.block_number
         settled = 0
         for tx in txs:
-            receipt = self._receipt(tx["tx_hashes"])
-            if receipt is None or not self._final(receipt, head):
-                self._not_yet(tx, receipt)
-                self.wake_after = RECHECK_SECONDS
-                continue
-            with self.rt.pool.connection() as conn, conn.transaction():
-                if self._settle(conn, tx, receipt):
-                    settled += 1
+            try:
+                settled += self._check(tx, head)
+            except Exception as exc:  # one bad answer must not hold the others for a whole lease
+                log.warning("tx_check_failed", chain_tx_id=tx["id"], nonce=tx["nonce"], error=str(exc)[:300])
+                self._recheck(tx, delay=ERROR_RECHECK_SECONDS)
         return settled
 
     def _schedule_wake(self) -> None:
@@ -74,39 +73,125 @@ class Confirmer:
         if row and row["seconds"] is not None:
             self.wake_after = max(0.05, float(row["seconds"]))
 
-    def _receipt(self, tx_hashes: list[str]) -> TxReceipt | None:
-        for tx_hash in reversed(tx_hashes):
+    def _check(self, tx: dict[str, Any], head: int) -> int:
+        found = self._receipt(tx)
+        if found is None and not tx["external"]:
+            # Read the nonce first, then look again: a receipt mined in between is not missed.
+            sender = Web3.to_checksum_address(tx["from_address"])
+            mined_nonce = self.rt.w3.eth.get_transaction_count(sender, "latest")
+            found = self._receipt(tx)
+            if found is None and mined_nonce > tx["nonce"]:
+                return self._replan(
+                    tx, "dropped", f"nonce {tx['nonce']} was used by a transaction that is not ours"
+                )
+        if found is None:
+            if tx["external"]:
+                return self._replan(tx, "dropped", "the external transaction is no longer on chain")
+            self._not_yet(tx)
+            return 0
+        receipt, kind = found
+        if receipt["blockNumber"] + self.settings.confirmations - 1 > head or not self._canonical(receipt):
+            self._recheck(tx, seen_block=receipt["blockNumber"])
+            return 0
+        if kind == "cancel":
+            return self._replan(tx, "cancelled", "cancelled: the authorization was used by someone else")
+        decision = self._payment_decision(tx, receipt) if tx["purpose"] == "payment" else None
+        with self.rt.pool.connection() as conn, conn.transaction():
+            return self._settle(conn, tx, receipt, decision)
+
+    def _receipt(self, tx: dict[str, Any]) -> tuple[TxReceipt, str] | None:
+        for attempt in reversed(tx["attempts"] or []):
             try:
-                return self.rt.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+                return self.rt.w3.eth.get_transaction_receipt(attempt["hash"]), attempt["kind"]
             except TransactionNotFound:
                 continue
         return None
 
-    def _final(self, receipt: TxReceipt, head: int) -> bool:
-        """Deep enough, and its block is still the canonical one at that height."""
-        if receipt["blockNumber"] + self.settings.confirmations - 1 > head:
-            return False
+    def _canonical(self, receipt: TxReceipt) -> bool:
         block = self.rt.w3.eth.get_block(receipt["blockNumber"])
         return bytes(block["hash"]) == bytes(receipt["blockHash"])
 
-    def _not_yet(self, tx: dict[str, Any], receipt: TxReceipt | None) -> None:
-        if receipt is None and self._rebroadcast_due(tx):
-            stored = Outgoing(tx["id"], bytes(tx["latest_raw_tx"]), tx["tx_hashes"][-1], tx["nonce"])
-            broadcast_stored(self.rt, [stored], "tx_rebroadcast")
+    def _recheck(
+        self, tx: dict[str, Any], *, seen_block: int | None = None, delay: float = RECHECK_SECONDS
+    ) -> None:
+        self.wake_after = min(self.wake_after or delay, delay)
         with self.rt.pool.connection() as conn, conn.transaction():
-            conn.execute(q("recheck_chain_tx_later"), {"id": tx["id"], "delay": RECHECK_SECONDS})
+            if seen_block is None:
+                conn.execute(q("recheck_chain_tx_later"), {"id": tx["id"], "delay": delay})
+            else:
+                conn.execute(
+                    q("mark_receipt_seen"),
+                    {"id": tx["id"], "block_number": seen_block, "delay": RECHECK_SECONDS},
+                )
+
+    def _not_yet(self, tx: dict[str, Any]) -> None:
+        reorged = tx["seen_block_number"] is not None
+        if tx["latest_raw_tx"] is not None and (reorged or self._rebroadcast_due(tx)):
+            if reorged:
+                log.warning("receipt_vanished_in_reorg", chain_tx_id=tx["id"], block=tx["seen_block_number"])
+                with self.rt.pool.connection() as conn, conn.transaction():
+                    conn.execute(q("forget_receipt_seen"), {"id": tx["id"]})
+            hashes = [a["hash"] for a in tx["attempts"]]
+            stored = Outgoing(tx["id"], bytes(tx["latest_raw_tx"]), hashes[-1], tx["nonce"])
+            broadcast_stored(self.rt, [stored], "tx_rebroadcast")
+        self._recheck(tx)
 
     def _rebroadcast_due(self, tx: dict[str, Any]) -> bool:
-        if tx["broadcast_count"] == 0:
-            age = (datetime.now(UTC) - tx["created_at"]).total_seconds()
-            return bool(age > 1.0)  # its sender had a moment to broadcast it and did not: it died in between
+        now = datetime.now(UTC)
+        if tx["broadcast_count"] == 0:  # its sender died between commit and broadcast
+            return bool((now - tx["created_at"]).total_seconds() > 1.0)
         last = tx["last_broadcast_at"]
-        return (
-            last is None
-            or (datetime.now(UTC) - last).total_seconds() > self.settings.rebroadcast_after_seconds
-        )
+        return last is None or bool((now - last).total_seconds() > self.settings.rebroadcast_after_seconds)
 
-    def _settle(self, conn: Connection[Any], tx: dict[str, Any], receipt: TxReceipt) -> bool:
+    def _replan(self, tx: dict[str, Any], state: str, reason: str) -> int:
+        with self.rt.pool.connection() as conn, conn.transaction():
+            if (
+                conn.execute(q("drop_chain_tx"), {"id": tx["id"], "state": state, "error": reason}).fetchone()
+                is None
+            ):
+                return 0
+            query = "replan_payments" if tx["purpose"] == "payment" else "replan_mints"
+            rows = conn.execute(q(query), {"chain_tx_id": tx["id"], "error": reason}).fetchall()
+        log.warning(
+            "work_replanned",
+            chain_tx_id=tx["id"],
+            nonce=tx["nonce"],
+            state=state,
+            reason=reason,
+            purpose=tx["purpose"],
+            items=len(rows),
+        )
+        return 1
+
+    def _payment_decision(self, tx: dict[str, Any], receipt: TxReceipt) -> dict[str, Outcome | None]:
+        """Per payment of this transaction: None if the receipt shows it paid, else the chain's outcome."""
+        with self.rt.pool.connection() as conn:
+            payments = conn.execute(q("payments_of_chain_tx"), {"chain_tx_id": tx["id"]}).fetchall()
+            conn.rollback()
+        decision: dict[str, Outcome | None] = {}
+        for p in payments:
+            terms = {
+                "asset": p["asset"],
+                "payer": p["payer"],
+                "pay_to": p["token_address"],
+                "amount": int(p["amount"]),
+                "nonce": bytes.fromhex(p["nonce"][2:]),
+            }
+            if receipt["status"] == 1 and paid_in_logs(list(receipt["logs"]), **terms):
+                decision[str(p["id"])] = None
+            else:
+                decision[str(p["id"])] = authorization_outcome(
+                    self.rt.w3, lookback_blocks=self.settings.log_lookback_blocks, **terms
+                )
+        return decision
+
+    def _settle(
+        self,
+        conn: Connection[Any],
+        tx: dict[str, Any],
+        receipt: TxReceipt,
+        decision: dict[str, Outcome | None] | None,
+    ) -> int:
         succeeded = receipt["status"] == 1
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
         won = conn.execute(
@@ -120,79 +205,107 @@ class Confirmer:
             },
         ).fetchone()
         if won is None:
-            return False  # another confirmer settled it first
-        if tx["purpose"] == "payment":
-            self._settle_payment(conn, tx["id"], tx_hash, succeeded)
-        else:
+            return 0  # another confirmer settled it first
+        if decision is None:
             self._settle_mints(conn, tx["id"], tx_hash, receipt)
-        return True
+        else:
+            for payment_id, outcome in decision.items():
+                self._settle_payment(conn, tx, tx_hash, payment_id, outcome)
+        return 1
 
-    def _settle_payment(self, conn: Connection[Any], chain_tx_id: int, tx_hash: str, succeeded: bool) -> None:
-        if not succeeded:
-            for row in conn.execute(
-                q("fail_sent_payment"),
-                {
-                    "chain_tx_id": chain_tx_id,
-                    "tx_hash": tx_hash,
-                    "error": "transferWithAuthorization reverted on chain",
-                },
+    def _settle_payment(
+        self,
+        conn: Connection[Any],
+        tx: dict[str, Any],
+        tx_hash: str,
+        payment_id: str,
+        outcome: Outcome | None,
+    ) -> None:
+        ids = {"chain_tx_id": tx["id"], "id": payment_id}
+        if outcome is None:
+            for p in conn.execute(
+                q("complete_payment"), {"chain_tx_id": tx["id"], "tx_hash": tx_hash}
             ).fetchall():
-                log.info("payment_failed", payment_id=str(row["id"]), tx_hash=tx_hash)
-            return
-        for p in conn.execute(
-            q("complete_payment"), {"chain_tx_id": chain_tx_id, "tx_hash": tx_hash}
-        ).fetchall():
-            nonce = bytes.fromhex(p["nonce"][2:])
-            ids = [
-                "0x" + mint_id(p["token_address"], p["asset"], p["payer"], nonce, i).hex()
-                for i in range(p["quantity"])
-            ]
+                nonce = bytes.fromhex(p["nonce"][2:])
+                mint_ids = [
+                    "0x" + mint_id(p["token_address"], p["asset"], p["payer"], nonce, i).hex()
+                    for i in range(p["quantity"])
+                ]
+                conn.execute(
+                    q("insert_mints"),
+                    {
+                        "payment_id": p["id"],
+                        "mint_ids": mint_ids,
+                        "token_address": p["token_address"],
+                        "recipient": p["recipient"],
+                    },
+                )
+                log.info("payment_completed", payment_id=str(p["id"]), tx_hash=tx_hash, mints=p["quantity"])
+        elif outcome.state is AuthorizationState.PAID:
+            assert outcome.tx_hash and outcome.sender is not None and outcome.sender_nonce is not None
+            external = txstore.store_external(
+                conn,
+                chain_id=tx["chain_id"],
+                sender=outcome.sender,
+                nonce=outcome.sender_nonce,
+                tx_hash=outcome.tx_hash,
+                purpose="payment",
+            )
             conn.execute(
-                q("insert_mints"),
+                q("repoint_payment"),
                 {
-                    "payment_id": p["id"],
-                    "mint_ids": ids,
-                    "token_address": p["token_address"],
-                    "recipient": p["recipient"],
+                    **ids,
+                    "new_chain_tx_id": external,
+                    "tx_hash": outcome.tx_hash,
+                    "note": f"paid by {outcome.tx_hash}; our {tx_hash} did not pay",
                 },
             )
-            log.info("payment_completed", payment_id=str(p["id"]), tx_hash=tx_hash, mints=p["quantity"])
+            log.warning(
+                "payment_paid_by_other_tx", payment_id=payment_id, tx_hash=outcome.tx_hash, ours=tx_hash
+            )
+        elif outcome.state is AuthorizationState.UNKNOWN:
+            conn.execute(
+                q("replan_payments"),
+                {"chain_tx_id": tx["id"], "error": "authorization used; settlement not found yet"},
+            )
+        else:
+            error = (
+                "authorization_canceled"
+                if outcome.state is AuthorizationState.CANCELED
+                else f"transferWithAuthorization reverted in {tx_hash}; the money did not move"
+            )
+            conn.execute(
+                q("fail_sent_payment"), {"chain_tx_id": tx["id"], "tx_hash": tx_hash, "error": error}
+            )
+            log.info("payment_failed", payment_id=payment_id, tx_hash=tx_hash, error=error)
 
     def _settle_mints(
         self, conn: Connection[Any], chain_tx_id: int, tx_hash: str, receipt: TxReceipt
     ) -> None:
         mints = conn.execute(q("mints_of_chain_tx"), {"chain_tx_id": chain_tx_id}).fetchall()
-        minted: set[str] = set()
-        refused: dict[str, str] = {}  # mint id -> why it can never be minted
-        if receipt["status"] == 1:
-            for ev in self.token_events.events.TokensMinted().process_receipt(receipt, errors=DISCARD):
-                minted.add("0x" + bytes(ev["args"]["mintId"]).hex())
-            for ev in self.token_events.events.MintSkipped().process_receipt(receipt, errors=DISCARD):
-                key = "0x" + bytes(ev["args"]["mintId"]).hex()
-                if ev["args"]["reason"] == SKIP_ALREADY_MINTED:
-                    minted.add(key)
-                else:
-                    refused[key] = SKIP_FAILURES.get(
-                        ev["args"]["reason"], f"skipped ({ev['args']['reason']})"
-                    )
+        minted, refused = mint_results(receipt) if receipt["status"] == 1 else (set(), {})
         args = {"chain_tx_id": chain_tx_id, "tx_hash": tx_hash}
-        done = [m["id"] for m in mints if m["mint_id"] in minted]
-        conn.execute(q("complete_sent_mints"), {**args, "ids": done})
+        conn.execute(
+            q("complete_sent_mints"), {**args, "ids": [m["id"] for m in mints if m["mint_id"] in minted]}
+        )
         for m in mints:
             if m["mint_id"] in refused:
                 conn.execute(q("fail_sent_mints"), {**args, "ids": [m["id"]], "error": refused[m["mint_id"]]})
         rest = [m for m in mints if m["mint_id"] not in minted and m["mint_id"] not in refused]
-        exhausted = [m["id"] for m in rest if m["attempts"] >= self.settings.max_mint_attempts]
-        retry = [m["id"] for m in rest if m["attempts"] < self.settings.max_mint_attempts]
+        limit = self.settings.max_mint_attempts
         conn.execute(
             q("fail_sent_mints"),
-            {**args, "ids": exhausted, "error": "mint transaction reverted; retries exhausted"},
+            {
+                **args,
+                "ids": [m["id"] for m in rest if m["attempts"] >= limit],
+                "error": "mint transaction reverted; retries exhausted",
+            },
         )
         conn.execute(
             q("retry_sent_mints"),
             {
                 "chain_tx_id": chain_tx_id,
-                "ids": retry,
+                "ids": [m["id"] for m in rest if m["attempts"] < limit],
                 "error": f"mint transaction {tx_hash} did not mint it",
             },
         )
@@ -200,10 +313,9 @@ class Confirmer:
             "mint_tx_settled",
             chain_tx_id=chain_tx_id,
             tx_hash=tx_hash,
-            completed=len(done),
+            minted=len(minted & {m["mint_id"] for m in mints}),
             refused=len(refused),
-            retried=len(retry),
-            exhausted=len(exhausted),
+            retried=len(rest),
         )
 
 

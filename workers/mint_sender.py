@@ -40,6 +40,10 @@ class MintSender(SenderStage):
             if r["id"] not in already:
                 todo[r["token_address"]].append(r)
         fees = chain.quote_fees(self.rt.w3) if todo else None
+        if fees is not None:
+            largest = max(len(group) for group in todo.values())
+            gas = self.settings.mint_gas_base + self.settings.mint_gas_per_item * largest
+            self.ensure_gas_money(len(todo), gas, fees)
         sent: list[Outgoing] = []
         with self.rt.pool.connection() as conn, conn.transaction():
             if already:

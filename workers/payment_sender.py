@@ -1,7 +1,10 @@
 """payment-sender: settles accepted x402 payments on chain with transferWithAuthorization.
 
-pending → processing (claim, leased) → sent (signed, stored, committed; then broadcast) or failed
-(pre-flight: the authorization cannot move the money, so nothing is sent).
+pending → processing (claim, leased) → sent (signed, stored, committed; then broadcast), or
+→ sent pointing at someone else's transaction (the authorization was already paid by a third party),
+or → failed (pre-flight: the authorization can never move the money, so nothing is sent).
+Its upkeep cancels its own unmined transactions whose authorization someone else used meanwhile,
+so no authorization is submitted after it is known used, and no nonce is left as a gap.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TransactionNotFound
 
 from shared import chain, nonces, txstore
 from shared.broadcaster import Outgoing, broadcast_stored
 from shared.queries import q
-from shared.reverts import revert_reason
+from shared.reverts import AUTHORIZATION_USED, revert_reason
 from shared.runtime import Runtime
 from shared.sender_stage import SenderStage
+from shared.settlement import AuthorizationState, Outcome, authorization_outcome
 
 log = structlog.get_logger()
 DEFER_SECONDS = 1.0
@@ -46,6 +50,7 @@ class PaymentSender(SenderStage):
         calls: dict[Any, str] = {}
         failures: dict[Any, str] = {}
         deferred: dict[Any, str] = {}
+        paid_elsewhere: dict[Any, Outcome] = {}
         for row in rows:
             data = self._calldata(row)
             reason = self._preflight(row["asset"], data)
@@ -53,9 +58,19 @@ class PaymentSender(SenderStage):
                 calls[row["id"]] = data
             elif is_transient(reason):
                 deferred[row["id"]] = reason
+            elif AUTHORIZATION_USED in reason:
+                outcome = self._outcome(row)
+                if outcome.state is AuthorizationState.PAID:
+                    paid_elsewhere[row["id"]] = outcome
+                elif outcome.state is AuthorizationState.CANCELED:
+                    failures[row["id"]] = "authorization_canceled: the payer cancelled the authorization"
+                else:
+                    deferred[row["id"]] = f"authorization used; settlement not found ({outcome.state})"
             else:
                 failures[row["id"]] = reason
         fees = chain.quote_fees(self.rt.w3) if calls else None
+        if fees is not None:
+            self.ensure_gas_money(len(calls), self.settings.payment_gas_limit, fees)
         sent: list[Outgoing] = []
         with self.rt.pool.connection() as conn, conn.transaction():
             for payment_id, reason in failures.items():
@@ -70,6 +85,26 @@ class PaymentSender(SenderStage):
                     q("defer_claimed_payment"),
                     {"id": payment_id, "claim_token": claim_token, "error": reason, "delay": DEFER_SECONDS},
                 )
+            for payment_id, outcome in paid_elsewhere.items():
+                assert outcome.tx_hash and outcome.sender and outcome.sender_nonce is not None
+                chain_tx_id = txstore.store_external(
+                    conn,
+                    chain_id=self.settings.chain_id,
+                    sender=outcome.sender,
+                    nonce=outcome.sender_nonce,
+                    tx_hash=outcome.tx_hash,
+                    purpose="payment",
+                )
+                conn.execute(
+                    q("mark_external_payment_sent"),
+                    {
+                        "id": payment_id,
+                        "claim_token": claim_token,
+                        "chain_tx_id": chain_tx_id,
+                        "tx_hash": outcome.tx_hash,
+                    },
+                )
+                log.warning("payment_paid_by_other_tx", payment_id=str(payment_id), tx_hash=outcome.tx_hash)
             owned = [
                 r["id"]
                 for r in conn.execute(
@@ -116,6 +151,70 @@ class PaymentSender(SenderStage):
                         )
                     )
         broadcast_stored(self.rt, sent, "payment_tx_broadcast")
+
+    def upkeep(self) -> int:
+        return self._cancel_pointless() + super().upkeep()
+
+    def _cancel_pointless(self) -> int:
+        """Cancel our unmined payment transactions whose authorization someone else has used."""
+        with self.rt.pool.connection() as conn:
+            waiting = conn.execute(
+                q("unconfirmed_payment_txs_of_sender"),
+                {
+                    "chain_id": self.settings.chain_id,
+                    "address": self.address,
+                    "limit": 20,
+                    "older_than": self.settings.rebroadcast_after_seconds,
+                },
+            ).fetchall()
+            conn.rollback()
+        cancelled = 0
+        for tx in waiting:
+            if not self._authorization_used(tx) or self._mined(tx["id"]):
+                continue
+            with self.rt.pool.connection() as conn, conn.transaction():
+                if conn.execute(
+                    q("mark_cancel"), {"id": tx["id"], "reason": "authorization used elsewhere"}
+                ).fetchone():
+                    cancelled += 1
+                    log.warning(
+                        "payment_tx_cancelling",
+                        chain_tx_id=tx["id"],
+                        nonce=tx["nonce"],
+                        payment_id=str(tx["payment_id"]),
+                    )
+        return cancelled
+
+    def _authorization_used(self, tx: dict[str, Any]) -> bool:
+        usdc = self.rt.usdc(tx["asset"])
+        return bool(
+            usdc.functions.authorizationState(
+                Web3.to_checksum_address(tx["payer"]), bytes.fromhex(tx["auth_nonce"][2:])
+            ).call()
+        )
+
+    def _mined(self, chain_tx_id: int) -> bool:
+        with self.rt.pool.connection() as conn:
+            hashes = [r["tx_hash"] for r in conn.execute(q("attempt_hashes"), {"chain_tx_id": chain_tx_id})]
+            conn.rollback()
+        for tx_hash in hashes:
+            try:
+                self.rt.w3.eth.get_transaction_receipt(tx_hash)
+                return True
+            except TransactionNotFound:
+                continue
+        return False
+
+    def _outcome(self, row: dict[str, Any]) -> Outcome:
+        return authorization_outcome(
+            self.rt.w3,
+            asset=row["asset"],
+            payer=row["payer"],
+            pay_to=row["token_address"],
+            amount=int(row["amount"]),
+            nonce=bytes.fromhex(row["nonce"][2:]),
+            lookback_blocks=self.settings.log_lookback_blocks,
+        )
 
     def _calldata(self, row: dict[str, Any]) -> str:
         sig = bytes.fromhex(row["signature"].removeprefix("0x"))

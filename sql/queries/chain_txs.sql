@@ -1,11 +1,22 @@
 -- name: insert_chain_tx
-INSERT INTO chain_txs (chain_id, from_address, nonce, purpose)
-VALUES (%(chain_id)s, %(from_address)s, %(nonce)s, %(purpose)s)
+INSERT INTO chain_txs (chain_id, from_address, nonce, purpose, to_address, data, gas_limit)
+VALUES (%(chain_id)s, %(from_address)s, %(nonce)s, %(purpose)s, %(to_address)s, %(data)s, %(gas_limit)s)
 RETURNING id;
 
+-- name: insert_external_chain_tx
+INSERT INTO chain_txs (chain_id, from_address, nonce, purpose, external, broadcast_count)
+VALUES (%(chain_id)s, %(from_address)s, %(nonce)s, %(purpose)s, true, 1)
+ON CONFLICT (chain_id, from_address, nonce) DO NOTHING
+RETURNING id;
+
+-- name: chain_tx_by_sender_nonce
+SELECT id FROM chain_txs
+ WHERE chain_id = %(chain_id)s AND from_address = %(from_address)s AND nonce = %(nonce)s;
+
 -- name: insert_chain_tx_attempt
-INSERT INTO chain_tx_attempts (chain_tx_id, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee, gas_limit)
-VALUES (%(chain_tx_id)s, %(tx_hash)s, %(raw_tx)s, %(max_fee)s, %(max_priority)s, %(gas_limit)s);
+INSERT INTO chain_tx_attempts (chain_tx_id, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee, gas_limit, kind)
+VALUES (%(chain_tx_id)s, %(tx_hash)s, %(raw_tx)s, %(max_fee)s, %(max_priority)s, %(gas_limit)s, %(kind)s)
+ON CONFLICT (tx_hash) DO NOTHING;
 
 -- name: record_broadcast
 UPDATE chain_txs
@@ -25,12 +36,54 @@ UPDATE chain_txs t
    SET locked_until = now() + make_interval(secs => %(lease)s)
   FROM due
  WHERE t.id = due.id
-RETURNING t.id, t.chain_id, t.from_address, t.nonce, t.purpose, t.broadcast_count, t.created_at,
-          t.last_broadcast_at,
-          (SELECT coalesce(array_agg(a.tx_hash ORDER BY a.id), '{}') FROM chain_tx_attempts a
-            WHERE a.chain_tx_id = t.id) AS tx_hashes,
-          (SELECT a.raw_tx FROM chain_tx_attempts a WHERE a.chain_tx_id = t.id
+RETURNING t.id, t.chain_id, t.from_address, t.nonce, t.purpose, t.external, t.broadcast_count, t.created_at,
+          t.last_broadcast_at, t.seen_block_number,
+          (SELECT json_agg(json_build_object('hash', a.tx_hash, 'kind', a.kind) ORDER BY a.id)
+             FROM chain_tx_attempts a WHERE a.chain_tx_id = t.id) AS attempts,
+          (SELECT a.raw_tx FROM chain_tx_attempts a WHERE a.chain_tx_id = t.id AND a.raw_tx IS NOT NULL
             ORDER BY a.id DESC LIMIT 1) AS latest_raw_tx;
+
+-- name: mark_receipt_seen
+-- confirmer: a receipt exists but is not deep enough yet; if it later vanishes, that was a reorg.
+UPDATE chain_txs SET seen_block_number = %(block_number)s, locked_until = now() + make_interval(secs => %(delay)s)
+ WHERE id = %(id)s AND state = 'unconfirmed';
+
+-- name: forget_receipt_seen
+UPDATE chain_txs SET seen_block_number = NULL WHERE id = %(id)s AND state = 'unconfirmed';
+
+-- name: drop_chain_tx
+-- confirmer: compare-and-set to a state that re-plans the work ('dropped' or 'cancelled').
+UPDATE chain_txs SET state = %(state)s, settled_at = now(), locked_until = NULL, last_error = %(error)s
+ WHERE id = %(id)s AND state = 'unconfirmed'
+RETURNING id;
+
+-- name: stuck_txs_of_sender
+-- a sender stage: its own unconfirmed transactions whose newest attempt is older than `stuck_after`.
+SELECT t.id, t.nonce, t.purpose, t.to_address, t.data, t.gas_limit, t.cancel_reason,
+       a.max_fee_per_gas, a.max_priority_fee, a.kind
+  FROM chain_txs t
+  JOIN LATERAL (SELECT * FROM chain_tx_attempts x WHERE x.chain_tx_id = t.id ORDER BY x.id DESC LIMIT 1) a ON true
+ WHERE t.state = 'unconfirmed' AND NOT t.external AND t.chain_id = %(chain_id)s AND t.from_address = %(address)s
+   AND (a.created_at < now() - make_interval(secs => %(stuck_after)s)
+        OR (t.cancel_reason IS NOT NULL AND a.kind = 'work'))   -- a decided cancel goes out at once
+ ORDER BY t.nonce
+ LIMIT %(limit)s
+   FOR UPDATE OF t SKIP LOCKED;
+
+-- name: unconfirmed_payment_txs_of_sender
+-- payment-sender: its payment transactions still unconfirmed, to check whether their authorization
+-- was used by someone else meanwhile (then the transaction is cancelled, never left to revert).
+SELECT t.id, t.nonce, p.id AS payment_id, p.asset, p.payer, p.token_address, p.amount, p.nonce AS auth_nonce
+  FROM chain_txs t JOIN payment_queue p ON p.chain_tx_id = t.id AND p.status = 'sent'
+ WHERE t.state = 'unconfirmed' AND NOT t.external AND t.cancel_reason IS NULL AND t.purpose = 'payment'
+   AND t.chain_id = %(chain_id)s AND t.from_address = %(address)s
+   AND t.created_at < now() - make_interval(secs => %(older_than)s)
+ ORDER BY t.nonce
+ LIMIT %(limit)s;
+
+-- name: mark_cancel
+UPDATE chain_txs SET cancel_reason = %(reason)s WHERE id = %(id)s AND state = 'unconfirmed' AND cancel_reason IS NULL
+RETURNING id;
 
 -- name: recheck_chain_tx_later
 UPDATE chain_txs SET locked_until = now() + make_interval(secs => %(delay)s) WHERE id = %(id)s AND state = 'unconfirmed';
@@ -47,3 +100,6 @@ RETURNING id;
 -- confirmer, when nothing is due: how long until the earliest unconfirmed transaction is.
 SELECT greatest(0, extract(epoch FROM min(locked_until) - now()))::float8 AS seconds
   FROM chain_txs WHERE state = 'unconfirmed';
+
+-- name: attempt_hashes
+SELECT tx_hash FROM chain_tx_attempts WHERE chain_tx_id = %(chain_tx_id)s ORDER BY id;

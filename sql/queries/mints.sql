@@ -59,6 +59,24 @@ UPDATE mint_queue
  WHERE id = ANY(%(ids)s) AND status = 'sent' AND chain_tx_id = %(chain_tx_id)s;
 
 -- name: release_claimed_mints
+-- mint-sender: a batch it could not finish (an RPC fault, no gas money) goes back to
+-- pending, to be claimed again after a backoff delay.
 UPDATE mint_queue
-   SET status = 'pending', claim_token = NULL, locked_until = NULL, updated_at = now()
+   SET status = 'pending', claim_token = NULL, last_error = %(error)s,
+       locked_until = now() + make_interval(secs => %(delay)s), updated_at = now()
  WHERE id = ANY(%(ids)s) AND status = 'processing' AND claim_token = %(claim_token)s;
+
+-- name: replan_mints
+UPDATE mint_queue
+   SET status = 'pending', chain_tx_id = NULL, tx_hash = NULL, last_error = %(error)s, claim_token = NULL,
+       locked_until = NULL, updated_at = now()
+ WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent'
+RETURNING id;
+
+-- name: requeue_mints
+-- operator: failed mints (of a payment, or one mint) go back to mint-sender with fresh attempts.
+UPDATE mint_queue
+   SET status = 'pending', error = NULL, attempts = 0, chain_tx_id = NULL, tx_hash = NULL, claim_token = NULL,
+       locked_until = NULL, last_error = 'requeued by an operator', updated_at = now()
+ WHERE (payment_id = %(id)s OR id = %(id)s) AND status = 'failed'
+RETURNING id;

@@ -75,7 +75,44 @@ SELECT p.id, p.status, p.tx_hash, p.payer, p.recipient, p.token_address, p.quant
  WHERE p.id = %(id)s;
 
 -- name: release_claimed_payments
--- payment-sender: a batch it could not finish (an RPC fault) goes straight back to pending.
+-- payment-sender: a batch it could not finish (an RPC fault, no gas money) goes back to
+-- pending, to be claimed again after a backoff delay.
 UPDATE payment_queue
-   SET status = 'pending', claim_token = NULL, locked_until = NULL, updated_at = now()
+   SET status = 'pending', claim_token = NULL, last_error = %(error)s,
+       locked_until = now() + make_interval(secs => %(delay)s), updated_at = now()
  WHERE id = ANY(%(ids)s) AND status = 'processing' AND claim_token = %(claim_token)s;
+
+-- name: payments_of_chain_tx
+SELECT id, asset, payer, recipient, token_address, amount, nonce, quantity
+  FROM payment_queue WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent';
+
+-- name: repoint_payment
+-- The money moved in another transaction (a third party submitted the authorization): follow it.
+UPDATE payment_queue
+   SET chain_tx_id = %(new_chain_tx_id)s, tx_hash = %(tx_hash)s, last_error = %(note)s, updated_at = now()
+ WHERE id = %(id)s AND status = 'sent' AND chain_tx_id = %(chain_tx_id)s;
+
+-- name: replan_payments
+-- confirmer: the transaction carrying it will never run (nonce taken, cancelled, reorged away):
+-- back to payment-sender, whose pre-flight asks the chain where the authorization stands.
+UPDATE payment_queue
+   SET status = 'pending', chain_tx_id = NULL, tx_hash = NULL, last_error = %(error)s, claim_token = NULL,
+       locked_until = NULL, updated_at = now()
+ WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent'
+RETURNING id;
+
+-- name: mark_external_payment_sent
+-- payment-sender: pre-flight found the authorization already paid by someone else's transaction.
+UPDATE payment_queue
+   SET status = 'sent', chain_tx_id = %(chain_tx_id)s, tx_hash = %(tx_hash)s, locked_until = NULL,
+       last_error = 'paid by a transaction we did not send', processed_at = now(), updated_at = now()
+ WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
+
+-- name: requeue_payment
+-- operator (`x402-mint requeue`): a failed payment goes back to payment-sender, whose pre-flight
+-- decides again from the chain.
+UPDATE payment_queue
+   SET status = 'pending', chain_tx_id = NULL, tx_hash = NULL, error = NULL, attempts = 0, claim_token = NULL,
+       locked_until = NULL, last_error = 'requeued by an operator', updated_at = now()
+ WHERE id = %(id)s AND status = 'failed'
+RETURNING id;
