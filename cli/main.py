@@ -23,6 +23,7 @@ app.add_typer(ops.token_app, name="token")
 app.add_typer(dev.app, name="dev")
 app.add_typer(bench.app, name="bench")
 app.command("stats")(ops.stats)
+app.command("requeue")(ops.requeue)
 app.command("demo")(demo.demo)
 
 

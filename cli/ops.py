@@ -58,3 +58,21 @@ def stats() -> None:
                 typer.echo("   (none)")
             for row in rows:
                 typer.echo("   " + "  ".join(str(v) for v in row))
+
+
+def requeue(item_id: str = typer.Argument(..., help="A payment id, or a mint id (mint_queue.id).")) -> None:
+    """Send failed work back: a failed payment to payment-sender (its pre-flight asks the chain again),
+    or the failed mints of a payment (or one failed mint) to mint-sender with fresh attempts."""
+    import uuid
+
+    try:
+        key = uuid.UUID(item_id)
+    except ValueError as exc:
+        raise typer.BadParameter("an id is a UUID") from exc
+    with psycopg.connect(load_settings().database_url) as conn:
+        payments = conn.execute(q("requeue_payment"), {"id": key}).fetchall()
+        mints = conn.execute(q("requeue_mints"), {"id": key}).fetchall()
+    if not payments and not mints:
+        typer.echo(f"nothing to requeue: {item_id} is not a failed payment nor has failed mints", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"requeued {len(payments)} payment(s) and {len(mints)} mint(s)")

@@ -1,0 +1,125 @@
+"""Transactions the chain loses or ignores: dropped from the pool, priced below the base fee, or
+mined and then reorganised away before reaching the confirmation depth."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from cli.devnet import anvil
+from shared.config import Settings
+from tests.integration.conftest import Chain, Deployment
+from tests.integration.helpers import buy
+from tests.integration.stages import Stages, attempts, chain_tx, finished, payment, query, rpc
+
+pytestmark = pytest.mark.chain
+BUYER = anvil.dev_account(18)
+GWEI = 10**9
+
+
+@pytest.fixture
+def manual_mining(devchain: Chain) -> Iterator[None]:
+    rpc(devchain.w3, "evm_setAutomine", False)
+    try:
+        yield
+    finally:
+        rpc(devchain.w3, "evm_setAutomine", True)
+
+
+def make_stages(settings: Settings, **changes: object) -> Stages:
+    return Stages(replace(settings, **changes))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_dropped_transaction_is_rebroadcast_from_storage(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment, manual_mining: None
+) -> None:
+    stages = make_stages(settings, rebroadcast_after_seconds=1.0)
+    try:
+        payment_id = buy(client, deployment.token.address, BUYER.key.hex(), 2)
+        stages.payment.run_once()
+        tx_hash = payment(settings, payment_id)["tx_hash"]
+        rpc(devchain.w3, "anvil_dropTransaction", tx_hash)
+        assert rpc(devchain.w3, "eth_getTransactionByHash", tx_hash) is None
+        rpc(devchain.w3, "evm_setAutomine", True)
+        stages.run_until(lambda: finished(settings, payment_id))
+        row = payment(settings, payment_id)
+        assert row["state"] == "completed" and row["minted"] == 2 and row["tx_hash"] == tx_hash
+        assert chain_tx(settings, row["chain_tx_id"])["broadcast_count"] >= 2
+    finally:
+        stages.close()
+
+
+def test_underpriced_transaction_is_replaced_with_bumped_fees(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment, manual_mining: None
+) -> None:
+    stages = make_stages(settings, stuck_after_seconds=1.0, rebroadcast_after_seconds=1.0)
+    try:
+        payment_id = buy(client, deployment.token.address, BUYER.key.hex(), 1)
+        stages.payment.run_once()
+        first_hash = payment(settings, payment_id)["tx_hash"]
+        # The base fee jumps far above what the stored transaction offers: it cannot be included.
+        rpc(devchain.w3, "anvil_setNextBlockBaseFeePerGas", hex(200 * GWEI))
+        rpc(devchain.w3, "evm_mine")
+        assert rpc(devchain.w3, "eth_getTransactionReceipt", first_hash) is None
+        time.sleep(1.1)
+        stages.payment.run_once()  # upkeep: stuck for longer than stuck_after → a bumped attempt
+        row = payment(settings, payment_id)
+        kinds = [a["kind"] for a in attempts(settings, row["chain_tx_id"])]
+        assert kinds[:2] == ["work", "work"] and len(kinds) >= 2
+        rpc(devchain.w3, "evm_setAutomine", True)
+        rpc(devchain.w3, "evm_mine")
+        stages.run_until(lambda: finished(settings, payment_id))
+        row = payment(settings, payment_id)
+        assert row["state"] == "completed"
+        tx = chain_tx(settings, row["chain_tx_id"])
+        assert tx["receipt_tx_hash"] != first_hash  # settled by the replacement
+        (fees,) = query(
+            settings,
+            "SELECT max(max_fee_per_gas) AS top, min(max_fee_per_gas) AS bottom"
+            " FROM chain_tx_attempts WHERE chain_tx_id = %s",
+            row["chain_tx_id"],
+        )
+        assert fees["top"] * 100 >= fees["bottom"] * 110
+    finally:
+        stages.close()
+
+
+def test_reorg_before_depth_rebroadcasts_and_mints_nothing_early(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    stages = make_stages(settings, confirmations=3)
+    try:
+        snapshot = rpc(devchain.w3, "evm_snapshot")
+        payment_id = buy(client, deployment.token.address, BUYER.key.hex(), 2)
+        stages.payment.run_once()  # mined at once (automine) but 1 block deep, 3 required
+        chain_tx_id = payment(settings, payment_id)["chain_tx_id"]
+        stages.confirmer.run_once()
+        assert chain_tx(settings, chain_tx_id)["seen_block_number"] is not None
+        assert payment(settings, payment_id)["mints"] == 0
+
+        assert rpc(devchain.w3, "evm_revert", snapshot) is True  # the block with our payment is gone
+        query(settings, "UPDATE chain_txs SET locked_until = NULL WHERE id = %s RETURNING id", chain_tx_id)
+        stages.confirmer.run_once()  # no receipt any more: re-sent from storage at once
+        assert payment(settings, payment_id)["mints"] == 0
+
+        def settled() -> bool:
+            rpc(devchain.w3, "evm_mine")
+            return finished(settings, payment_id)
+
+        stages.run_until(settled)
+        row = payment(settings, payment_id)
+        assert row["state"] == "completed" and row["minted"] == 2
+        assert chain_tx(settings, chain_tx_id)["broadcast_count"] >= 2
+    finally:
+        stages.close()
