@@ -1,0 +1,125 @@
+"""Fault injection for tests: a TCP proxy in front of the JSON-RPC node that drops or delays a share
+of traffic, and worker processes that can be killed with SIGKILL and started again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cli.devnet.paths import PROJECT_ROOT
+
+
+@dataclass
+class ProxyStats:
+    connections: int = 0
+    dropped: int = 0
+    delayed: int = 0
+
+
+class FaultyProxy:
+    """127.0.0.1:`port` → `target_port`. While `fail_rate` > 0, each chunk sent to the node is
+    dropped (both connections closed) with that probability; `delay` adds latency to some."""
+
+    def __init__(self, port: int, target_port: int, seed: int = 402) -> None:
+        self.port, self.target_port = port, target_port
+        self.fail_rate = 0.0
+        self.delay_rate = 0.0
+        self.delay = 0.0
+        self.stats = ProxyStats()
+        self._random = random.Random(seed)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="faulty-rpc-proxy")
+
+    def start(self) -> FaultyProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.close()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.stats.connections += 1
+        try:
+            node_r, node_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_w.close()
+            return
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, faulty: bool) -> None:
+            try:
+                while data := await reader.read(65536):
+                    if faulty and self._random.random() < self.fail_rate:
+                        self.stats.dropped += 1
+                        break
+                    if faulty and self._random.random() < self.delay_rate:
+                        self.stats.delayed += 1
+                        await asyncio.sleep(self.delay)
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                for w in (writer, client_w, node_w):
+                    w.close()
+
+        await asyncio.gather(pipe(client_r, node_w, True), pipe(node_r, client_w, False))
+
+
+@dataclass
+class WorkerProcess:
+    stage: str
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    kills: int = 0
+    started: int = 0
+    history: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(PROJECT_ROOT / ".venv" / "bin" / "x402-mint"), "worker", self.stage],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.started += 1
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            self.kills += 1
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)

@@ -1,0 +1,246 @@
+"""Chaos: payments keep arriving while every stage (two processes each) is SIGKILLed at random and
+restarted, a share of RPC traffic is dropped or delayed, and the database restarts. Once the faults
+stop, every payment must finish, and the money invariants must hold to the unit.
+
+Size: CHAOS_PAYMENTS (default 200; the closing figures come from a run with 1000)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from eth_account import Account
+from starlette.testclient import TestClient
+from web3 import Web3
+
+from api.app import create_app
+from cli.buyer import sign_payment
+from cli.devnet import anvil, deploy, postgres
+from cli.devnet.paths import free_port
+from shared.config import Settings
+from shared.contracts import load_artifact
+from shared.migrations import migrate
+from tests.integration.conftest import Chain, Deployment, scratch_database
+from tests.integration.faults import FaultyProxy, WorkerProcess
+from tests.integration.stages import query
+
+pytestmark = [pytest.mark.chain, pytest.mark.slow]
+PAYMENTS = int(os.environ.get("CHAOS_PAYMENTS", "200"))
+SEED = int(os.environ.get("CHAOS_SEED", "402"))
+STAGES = ("payment-sender", "confirmer", "mint-sender")
+COPIES = 2
+FUNDED, UNFUNDED = 18, 2
+
+
+@pytest.fixture
+def chaos_db(pg_server: str) -> Iterator[str]:
+    with scratch_database(pg_server, "x402_chaos") as url:
+        migrate(url)
+        yield url
+
+
+def contracts(w3: Web3, usdc: str, token: str) -> tuple[Any, Any]:
+    return (
+        w3.eth.contract(address=Web3.to_checksum_address(usdc), abi=load_artifact("TestUSDC").abi),
+        w3.eth.contract(address=Web3.to_checksum_address(token), abi=load_artifact("MintToken").abi),
+    )
+
+
+def database_fault(pg_server: str, database_url: str) -> str:
+    """Restart the server if it is ours, else cut every connection to the chaos database."""
+    if not os.environ.get("TEST_PG_URL"):
+        postgres.restart()
+        return "restart"
+    name = database_url.rsplit("/", 1)[1]
+    query(
+        replace_db(pg_server),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+        " AND pid <> pg_backend_pid()",
+        name,
+    )
+    return "terminate_backends"
+
+
+def replace_db(url: str) -> Settings:
+    return Settings(database_url=url)
+
+
+def test_chaos(
+    settings: Settings, devchain: Chain, deployment: Deployment, pg_server: str, chaos_db: str, tmp_path: Path
+) -> None:
+    rng = random.Random(SEED)
+    w3 = devchain.w3
+    deployer = anvil.dev_account(anvil.DEPLOYER).address
+    payment_relayer, mint_relayer = anvil.dev_account(3), anvil.dev_account(4)
+    token = deploy.deploy_token(
+        w3,
+        deployer,
+        deployment.usdc.address,
+        minter=mint_relayer.address,
+        symbol="CHAOS",
+        max_mint_count=100_000,
+    )
+    deploy.register_token(chaos_db, deploy.read_token(w3, token.address))
+    usdc, mint_token = contracts(w3, deployment.usdc.address, token.address)
+    buyers = [Account.create() for _ in range(FUNDED + UNFUNDED)]
+    deploy.fund(w3, deployer, deployment.usdc.address, [b.address for b in buyers[:FUNDED]], 10_000 * 10**6)
+    usdc_before = usdc.functions.balanceOf(mint_token.address).call()
+
+    cfg = replace(settings, database_url=chaos_db)
+    with TestClient(create_app(cfg)) as client:
+        offers = {
+            q: client.post(f"/api/mint/{token.address}", json={"quantity": q}).json()["accepts"][0]
+            for q in range(1, 11)
+        }
+        orders = []
+        for i in range(PAYMENTS):
+            quantity, buyer = rng.randint(1, 10), buyers[i % len(buyers)]
+            orders.append((quantity, sign_payment(offers[quantity], buyer.key.hex(), chain_id=31337)))
+
+        proxy = FaultyProxy(free_port(38545), int(devchain.rpc_url.rsplit(":", 1)[1]), seed=SEED).start()
+        env = {
+            **os.environ,
+            "X402_ENV_FILE": "/dev/null",
+            "DATABASE_URL": chaos_db,
+            "RPC_URL": f"http://127.0.0.1:{proxy.port}",
+            "CHAIN_ID": "31337",
+            "PAYMENT_RELAYER_KEY": payment_relayer.key.hex(),
+            "MINT_RELAYER_KEY": mint_relayer.key.hex(),
+            "PAYMENT_POLL_INTERVAL": "0.5",
+            "CONFIRM_POLL_INTERVAL": "0.5",
+            "MINT_POLL_INTERVAL": "0.5",
+            "LEASE_SECONDS": "5",
+            "REBROADCAST_AFTER_SECONDS": "2",
+            "STUCK_AFTER_SECONDS": "20",
+            "RPC_TIMEOUT_SECONDS": "3",
+            "RETRY_CAP_SECONDS": "2",
+            "DRAIN_SECONDS": "5",
+            "LOG_FORMAT": "json",
+        }
+        workers = [
+            WorkerProcess(stage, env, tmp_path / f"{stage}-{n}.log")
+            for stage in STAGES
+            for n in range(COPIES)
+        ]
+        for worker in workers:
+            worker.start()
+
+        accepted: list[str] = []
+        submit_errors: dict[int, int] = {}
+
+        def submit() -> None:
+            for quantity, header in orders:
+                while True:
+                    try:
+                        reply = client.post(
+                            f"/api/mint/{token.address}",
+                            json={"quantity": quantity},
+                            headers={"X-PAYMENT": header},
+                        )
+                    except Exception:
+                        reply = None
+                    if reply is not None and reply.status_code in (202, 409):
+                        accepted.append(reply.json()["paymentQueueId"])
+                        break
+                    code = reply.status_code if reply is not None else 0
+                    submit_errors[code] = submit_errors.get(code, 0) + 1
+                    time.sleep(0.2)
+                time.sleep(rng.uniform(0, 0.03))
+
+        proxy.fail_rate, proxy.delay_rate, proxy.delay = 0.08, 0.05, 0.4
+        chaos_started = time.monotonic()
+        submitter = threading.Thread(target=submit, daemon=True)
+        submitter.start()
+        db_faults: list[str] = []
+        while submitter.is_alive() or time.monotonic() - chaos_started < 15:
+            time.sleep(rng.uniform(0.2, 0.8))
+            victim = rng.choice(workers)
+            victim.kill()
+            if not db_faults and time.monotonic() - chaos_started > 5:
+                db_faults.append(database_fault(pg_server, chaos_db))
+            time.sleep(rng.uniform(0, 0.3))
+            victim.start()
+        submitter.join(120)
+        chaos_seconds = time.monotonic() - chaos_started
+
+        proxy.fail_rate = proxy.delay_rate = 0.0
+        faults_stopped = time.monotonic()
+        for worker in workers:
+            if not worker.alive():
+                worker.start()
+        deadline = faults_stopped + 240
+
+        def open_items() -> int:
+            rows = query(
+                cfg,
+                "SELECT (SELECT count(*) FROM payment_queue WHERE status NOT IN ('completed', 'failed'))"
+                " + (SELECT count(*) FROM mint_queue WHERE status NOT IN ('completed', 'failed')) AS n",
+            )
+            return int(rows[0]["n"])
+
+        while open_items() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        drain_seconds = time.monotonic() - faults_stopped
+        for worker in workers:
+            worker.stop()
+        proxy.stop()
+
+    # ---- invariants -------------------------------------------------------------------------------
+    assert open_items() == 0, "payments or mints still open after the faults stopped"
+    assert len(set(accepted)) == PAYMENTS
+    payments = query(
+        cfg,
+        "SELECT p.id, p.payer, p.quantity, p.amount, p.nonce, p.status::text AS status,"
+        " (SELECT count(*) FROM mint_queue m WHERE m.payment_id = p.id) AS mints,"
+        " (SELECT count(*) FROM mint_queue m WHERE m.payment_id = p.id AND m.status = 'completed')"
+        " AS minted FROM payment_queue p",
+    )
+    completed = [p for p in payments if p["status"] == "completed"]
+    failed = [p for p in payments if p["status"] == "failed"]
+    unfunded = {b.address.lower() for b in buyers[FUNDED:]}
+    assert {p["payer"] for p in failed} <= unfunded  # only those who could not pay failed
+    assert all(p["payer"] not in unfunded for p in completed)
+    assert all(p["mints"] == p["minted"] == p["quantity"] for p in completed)  # exactly quantity each
+    assert all(p["mints"] == 0 for p in failed)  # no mint for a payment that did not pay
+    for p in failed:  # no payment whose USDC reached the contract ends failed
+        assert not usdc.functions.authorizationState(
+            Web3.to_checksum_address(p["payer"]), bytes.fromhex(p["nonce"][2:])
+        ).call()
+    received = usdc.functions.balanceOf(mint_token.address).call() - usdc_before
+    assert received == sum(int(p["amount"]) for p in completed)
+    for buyer in buyers:
+        units = sum(p["quantity"] for p in completed if p["payer"] == buyer.address.lower())
+        assert mint_token.functions.balanceOf(buyer.address).call() == units * token.mint_amount
+    assert mint_token.functions.mintCount().call() == sum(p["quantity"] for p in completed)
+    reverted = query(
+        cfg, "SELECT count(*) AS n FROM chain_txs WHERE purpose = 'payment' AND state = 'reverted'"
+    )
+    assert reverted[0]["n"] == 0  # no authorization was ever submitted after it was used
+
+    report = {
+        "payments": PAYMENTS,
+        "completed": len(completed),
+        "failed_unfunded": len(failed),
+        "mints": sum(p["quantity"] for p in completed),
+        "worker_processes": len(workers),
+        "sigkills": sum(w.kills for w in workers),
+        "rpc_connections": proxy.stats.connections,
+        "rpc_faults_dropped": proxy.stats.dropped,
+        "rpc_faults_delayed": proxy.stats.delayed,
+        "db_faults": db_faults,
+        "api_retries_during_faults": submit_errors,
+        "chaos_seconds": round(chaos_seconds, 1),
+        "drain_seconds_after_faults": round(drain_seconds, 1),
+        "invariants": "all hold",
+    }
+    print("\nCHAOS REPORT " + json.dumps(report))
+    (tmp_path / "chaos-report.json").write_text(json.dumps(report, indent=2))
