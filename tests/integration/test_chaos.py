@@ -60,18 +60,13 @@ def database_fault(pg_server: str, database_url: str) -> str:
     if not os.environ.get("TEST_PG_URL"):
         postgres.restart()
         return "restart"
-    name = database_url.rsplit("/", 1)[1]
-    query(
-        replace_db(pg_server),
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
-        " AND pid <> pg_backend_pid()",
-        name,
-    )
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+            " AND pid <> pg_backend_pid()",
+            (database_url.rsplit("/", 1)[1],),
+        )
     return "terminate_backends"
-
-
-def replace_db(url: str) -> Settings:
-    return Settings(database_url=url)
 
 
 def test_chaos(
