@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install demo stop test lint unit integration bench clean
+.PHONY: install demo stop test lint unit integration chaos clean
 
 install: $(VENV)/.installed node_modules/.installed .dev/.postgres-binaries
 
@@ -51,3 +51,7 @@ test: install lint
 
 clean: stop
 	rm -rf .dev
+
+# A longer chaos run than the suite's (sized by CHAOS_PAYMENTS, default 1000 here).
+chaos: install
+	CHAOS_PAYMENTS=$${CHAOS_PAYMENTS:-1000} $(BIN)/pytest tests/integration/test_chaos.py -s -p no:cacheprovider

@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 
 from shared import chain, txstore
+from shared.broadcast_errors import BroadcastOutcome
 from shared.runtime import Runtime
 
 log = structlog.get_logger()
@@ -22,11 +23,14 @@ class Outgoing:
     context: dict[str, Any] = field(default_factory=dict)  # ids for the log line
 
 
-def broadcast_stored(rt: Runtime, outgoing: list[Outgoing], event: str) -> None:
-    """Send each; failures stay stored for the confirmer to re-send, so nothing here raises for them."""
+def broadcast_stored(rt: Runtime, outgoing: list[Outgoing], event: str) -> set[BroadcastOutcome]:
+    """Send each; failures stay stored for the confirmer to re-send, so nothing here raises for them.
+    Returns the outcomes seen, so a sender can react (e.g. reconcile its nonce)."""
     results: list[tuple[int, str | None]] = []
+    seen: set[BroadcastOutcome] = set()
     for item in outgoing:
         outcome, message = chain.broadcast(rt.w3, item.raw)
+        seen.add(outcome)
         results.append((item.chain_tx_id, None if outcome.delivered else f"{outcome.value}: {message}"))
         log.info(
             event,
@@ -39,3 +43,4 @@ def broadcast_stored(rt: Runtime, outgoing: list[Outgoing], event: str) -> None:
         )
     with rt.pool.connection() as conn:
         txstore.record_broadcasts(conn, results)
+    return seen

@@ -12,6 +12,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from shared import chain, nonces, txstore
+from shared.broadcast_errors import BroadcastOutcome
 from shared.broadcaster import Outgoing, broadcast_stored
 from shared.chain import Fees
 from shared.config import StageSettings
@@ -98,6 +99,12 @@ class SenderStage:
         """Do the chain work for claimed rows; every write is a compare-and-set on `claim_token`."""
         raise NotImplementedError
 
+    def send(self, outgoing: list[Outgoing], event: str) -> None:
+        """Broadcast transactions just stored; a "nonce too low" means the key was used elsewhere, so the
+        stored next nonce is lined up with the chain again (the confirmer re-plans the lost ones)."""
+        if BroadcastOutcome.NONCE_TOO_LOW in broadcast_stored(self.rt, outgoing, event):
+            self.reconcile_nonce()
+
     def ensure_gas_money(self, transactions: int, gas_limit: int, fees: Fees) -> None:
         need = transactions * gas_limit * fees.max_fee_per_gas
         balance = int(self.rt.w3.eth.get_balance(Web3.to_checksum_address(self.address)))
@@ -142,7 +149,7 @@ class SenderStage:
                         {"bumped_max_fee": fees.max_fee_per_gas},
                     )
                 )
-        broadcast_stored(self.rt, outgoing, "tx_fee_bumped")
+        broadcast_stored(self.rt, outgoing, "tx_fee_bumped")  # "nonce too low" here: it was mined
         return len(outgoing)
 
     def _resign(self, tx: dict[str, Any], fees: Fees) -> chain.SignedTx:

@@ -56,11 +56,12 @@ def store_external(
         q("insert_external_chain_tx"),
         {"chain_id": chain_id, "from_address": sender, "nonce": nonce, "purpose": purpose},
     ).fetchone()
-    if row is None:  # already known (ours, or recorded before)
+    if row is None:  # already known: ours (perhaps declared dropped too early), or recorded before
         row = conn.execute(
             q("chain_tx_by_sender_nonce"), {"chain_id": chain_id, "from_address": sender, "nonce": nonce}
         ).fetchone()
         assert row is not None
+        conn.execute(q("revive_chain_tx"), {"id": row["id"]})
         return int(row["id"])
     conn.execute(
         q("insert_chain_tx_attempt"),

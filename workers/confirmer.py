@@ -31,6 +31,7 @@ from shared.settlement import AuthorizationState, Outcome, authorization_outcome
 log = structlog.get_logger()
 RECHECK_SECONDS = 0.5
 ERROR_RECHECK_SECONDS = 2.0
+DROP_GRACE_SECONDS = 5.0
 
 
 class Confirmer:
@@ -81,9 +82,7 @@ class Confirmer:
             mined_nonce = self.rt.w3.eth.get_transaction_count(sender, "latest")
             found = self._receipt(tx)
             if found is None and mined_nonce > tx["nonce"]:
-                return self._replan(
-                    tx, "dropped", f"nonce {tx['nonce']} was used by a transaction that is not ours"
-                )
+                return self._nonce_used_elsewhere(tx)
         if found is None:
             if tx["external"]:
                 return self._replan(tx, "dropped", "the external transaction is no longer on chain")
@@ -98,6 +97,16 @@ class Confirmer:
         decision = self._payment_decision(tx, receipt) if tx["purpose"] == "payment" else None
         with self.rt.pool.connection() as conn, conn.transaction():
             return self._settle(conn, tx, receipt, decision)
+
+    def _nonce_used_elsewhere(self, tx: dict[str, Any]) -> int:
+        """The nonce is used and no attempt of ours has a receipt: once that has held for the grace
+        period, a transaction that is not ours took the nonce, and the work goes back to be re-sent."""
+        with self.rt.pool.connection() as conn, conn.transaction():
+            row = conn.execute(q("note_nonce_used"), {"id": tx["id"], "delay": RECHECK_SECONDS}).fetchone()
+        if row is None or row["seconds"] < DROP_GRACE_SECONDS:
+            self.wake_after = RECHECK_SECONDS
+            return 0
+        return self._replan(tx, "dropped", f"nonce {tx['nonce']} was used by a transaction that is not ours")
 
     def _receipt(self, tx: dict[str, Any]) -> tuple[TxReceipt, str] | None:
         for attempt in reversed(tx["attempts"] or []):

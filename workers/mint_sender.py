@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from shared import chain, nonces, txstore
-from shared.broadcaster import Outgoing, broadcast_stored
+from shared.broadcaster import Outgoing
 from shared.queries import q
 from shared.runtime import Runtime
 from shared.sender_stage import SenderStage
@@ -95,7 +95,7 @@ class MintSender(SenderStage):
                     },
                 )
                 sent.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, nonce, {"mints": len(batch)}))
-        broadcast_stored(self.rt, sent, "mint_tx_broadcast")
+        self.send(sent, "mint_tx_broadcast")
 
     def _has_minted(self, token_address: str, mint_id: str) -> bool:
         return bool(self.rt.token(token_address).functions.hasMinted(bytes.fromhex(mint_id[2:])).call())

@@ -19,7 +19,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
 from shared import chain, nonces, txstore
-from shared.broadcaster import Outgoing, broadcast_stored
+from shared.broadcaster import Outgoing
 from shared.queries import q
 from shared.reverts import AUTHORIZATION_USED, revert_reason
 from shared.runtime import Runtime
@@ -150,7 +150,7 @@ class PaymentSender(SenderStage):
                             {"payment_id": str(payment_id)},
                         )
                     )
-        broadcast_stored(self.rt, sent, "payment_tx_broadcast")
+        self.send(sent, "payment_tx_broadcast")
 
     def upkeep(self) -> int:
         return self._cancel_pointless() + super().upkeep()

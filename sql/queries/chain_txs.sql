@@ -103,3 +103,18 @@ SELECT greatest(0, extract(epoch FROM min(locked_until) - now()))::float8 AS sec
 
 -- name: attempt_hashes
 SELECT tx_hash FROM chain_tx_attempts WHERE chain_tx_id = %(chain_tx_id)s ORDER BY id;
+
+-- name: note_nonce_used
+UPDATE chain_txs SET nonce_used_seen_at = coalesce(nonce_used_seen_at, now()),
+       locked_until = now() + make_interval(secs => %(delay)s)
+ WHERE id = %(id)s AND state = 'unconfirmed'
+RETURNING extract(epoch FROM now() - nonce_used_seen_at)::float8 AS seconds;
+
+-- name: revive_chain_tx
+-- A transaction declared dropped turned out to be mined after all (its receipt appeared): back to
+-- the confirmer, which settles it from that receipt.
+UPDATE chain_txs
+   SET state = 'unconfirmed', settled_at = NULL, locked_until = NULL, seen_block_number = NULL,
+       nonce_used_seen_at = NULL, last_error = 'revived: its receipt appeared after it was declared dropped'
+ WHERE id = %(id)s AND state = 'dropped'
+RETURNING id;

@@ -13,12 +13,12 @@ from web3 import Web3
 
 from api.app import create_app
 from cli.devnet import anvil
+from shared import sender_stage
 from shared.config import Settings
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.helpers import buy
 from tests.integration.stages import Stages, attempts, chain_tx, finished, payment, query, rpc
 from workers import confirmer as confirmer_module
-from workers import payment_sender as payment_sender_module
 
 pytestmark = pytest.mark.chain
 BUYER = anvil.dev_account(17)
@@ -46,7 +46,7 @@ def die_before_broadcast(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The sender commits its signed transactions and dies before sending them."""
     lost: list[Any] = []
     monkeypatch.setattr(
-        payment_sender_module, "broadcast_stored", lambda rt, outgoing, event: lost.extend(outgoing)
+        sender_stage, "broadcast_stored", lambda rt, outgoing, event: lost.extend(outgoing) or set()
     )
     return lost
 
@@ -92,7 +92,7 @@ def test_crash_after_broadcast_before_bookkeeping_settles_once(
         raise SystemExit("killed after broadcast")
 
     with monkeypatch.context() as m:
-        m.setattr(payment_sender_module, "broadcast_stored", broadcast_then_die)
+        m.setattr(sender_stage, "broadcast_stored", broadcast_then_die)
         with pytest.raises(SystemExit):
             stages.payment.run_once()
     stages.run_until(lambda: finished(fast, payment_id))
@@ -175,3 +175,20 @@ def test_nonce_taken_by_a_foreign_transaction_replans_the_work(
     row = payment(fast, payment_id)
     assert row["state"] == "completed" and row["minted"] == 2
     assert row["tx_hash"] != lost[0].tx_hash and row["chain_tx_id"] != dropped_id
+
+
+def test_nonce_too_low_on_send_lines_the_stored_nonce_up_with_the_chain(
+    client: TestClient, stages: Stages, fast: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    relayer = Web3.to_checksum_address(stages.payment.address)
+    for _ in range(3):  # the key is used elsewhere, three times, after our sender started
+        rpc(devchain.w3, "eth_sendTransaction", {"from": relayer, "to": relayer, "value": "0x0"})
+    payment_id = buy(client, deployment.token.address, BUYER.key.hex(), 1)
+    stages.payment.run_once()  # sent with a stale nonce: "nonce too low" → reconcile
+    (stored,) = query(
+        fast, "SELECT next_nonce FROM relayer_nonces WHERE address = %s", stages.payment.address
+    )
+    assert stored["next_nonce"] >= devchain.w3.eth.get_transaction_count(relayer, "pending")
+    stages.run_until(lambda: finished(fast, payment_id))
+    row = payment(fast, payment_id)
+    assert row["state"] == "completed" and row["minted"] == 1

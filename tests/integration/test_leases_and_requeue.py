@@ -103,6 +103,9 @@ def test_requeue_a_failed_payment_and_failed_mints(
             paid_id,
         )
         assert payment(settings, paid_id)["minted"] == 0
+        stats = runner.invoke(app, ["stats"])
+        paid_not_minted = stats.output.split("== paid not minted")[1]
+        assert paid_id in paid_not_minted  # listed for the operator
         result = runner.invoke(app, ["requeue", paid_id])
         assert result.exit_code == 0 and "2 mint(s)" in result.output
         stages.run_until(lambda: finished(settings, paid_id))

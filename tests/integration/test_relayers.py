@@ -101,6 +101,12 @@ def test_broadcast_outcomes_from_a_real_node(devchain: Chain) -> None:
     try:
         assert chain.broadcast(w3, signed.raw)[0] is BroadcastOutcome.ACCEPTED
         assert chain.broadcast(w3, signed.raw)[0] is BroadcastOutcome.ALREADY_KNOWN  # counts as delivered
+        same_fees = chain.sign(
+            funded, chain_id=31337, nonce=nonce, to=funded.address, data=b"\x01", gas=30_000, fees=fees
+        )
+        assert (
+            chain.broadcast(w3, same_fees.raw)[0] is BroadcastOutcome.UNDERPRICED
+        )  # a replacement must pay more
         rpc(w3, "evm_mine")
     finally:
         rpc(w3, "evm_setAutomine", True)
