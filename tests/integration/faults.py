@@ -18,6 +18,7 @@ from cli.devnet.paths import PROJECT_ROOT
 @dataclass
 class ProxyStats:
     connections: int = 0
+    requests: int = 0  # chunks from a client to the node (about one per JSON-RPC request)
     dropped: int = 0
     delayed: int = 0
 
@@ -68,6 +69,7 @@ class FaultyProxy:
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, faulty: bool) -> None:
             try:
                 while data := await reader.read(65536):
+                    self.stats.requests += faulty
                     if faulty and self._random.random() < self.fail_rate:
                         self.stats.dropped += 1
                         break

@@ -229,6 +229,7 @@ def test_chaos(
         "worker_processes": len(workers),
         "sigkills": sum(w.kills for w in workers),
         "rpc_connections": proxy.stats.connections,
+        "rpc_requests": proxy.stats.requests,
         "rpc_faults_dropped": proxy.stats.dropped,
         "rpc_faults_delayed": proxy.stats.delayed,
         "db_faults": db_faults,
