@@ -69,7 +69,8 @@ class FaultyProxy:
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, faulty: bool) -> None:
             try:
                 while data := await reader.read(65536):
-                    self.stats.requests += faulty
+                    if faulty:
+                        self.stats.requests += 1
                     if faulty and self._random.random() < self.fail_rate:
                         self.stats.dropped += 1
                         break
