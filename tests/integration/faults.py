@@ -19,6 +19,7 @@ from cli.devnet.paths import PROJECT_ROOT
 class ProxyStats:
     connections: int = 0
     requests: int = 0  # chunks from a client to the node (about one per JSON-RPC request)
+    requests_under_faults: int = 0  # of those, sent while faults were switched on
     dropped: int = 0
     delayed: int = 0
 
@@ -71,6 +72,7 @@ class FaultyProxy:
                 while data := await reader.read(65536):
                     if faulty:
                         self.stats.requests += 1
+                        self.stats.requests_under_faults += self.fail_rate > 0
                     if faulty and self._random.random() < self.fail_rate:
                         self.stats.dropped += 1
                         break

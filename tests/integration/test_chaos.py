@@ -151,7 +151,7 @@ def test_chaos(
                     time.sleep(0.2)
                 time.sleep(rng.uniform(0, 0.03))
 
-        proxy.fail_rate, proxy.delay_rate, proxy.delay = 0.08, 0.05, 0.4
+        proxy.fail_rate, proxy.delay_rate, proxy.delay = 0.1, 0.05, 0.4
         chaos_started = time.monotonic()
         submitter = threading.Thread(target=submit, daemon=True)
         submitter.start()
@@ -230,6 +230,7 @@ def test_chaos(
         "sigkills": sum(w.kills for w in workers),
         "rpc_connections": proxy.stats.connections,
         "rpc_requests": proxy.stats.requests,
+        "rpc_requests_while_faulty": proxy.stats.requests_under_faults,
         "rpc_faults_dropped": proxy.stats.dropped,
         "rpc_faults_delayed": proxy.stats.delayed,
         "db_faults": db_faults,
