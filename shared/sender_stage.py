@@ -56,7 +56,11 @@ class SenderStage:
 
     def run_once(self) -> int:
         self.wake_after = None
-        upkept = self.upkeep()
+        try:
+            upkept = self.upkeep()
+        except Exception as exc:  # upkeep is retried next round; it must not hold up new work
+            log.warning("upkeep_failed", stage=self.name, error=str(exc)[:300])
+            upkept = 0
         claim_token = uuid.uuid4()
         with self.rt.pool.connection() as conn, conn.transaction():
             rows = conn.execute(

@@ -34,7 +34,17 @@ class MintSender(SenderStage):
         super().__init__(runtime, relayer, runtime.settings.mint_stage)
 
     def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
-        already = [r["id"] for r in rows if self._has_minted(r["token_address"], r["mint_id"])]
+        already, unknown = [], []
+        for r in rows:
+            try:
+                if self._has_minted(r["token_address"], r["mint_id"]):
+                    already.append(r["id"])
+            except Exception as exc:  # this read failed: only this mint waits, the others go on
+                unknown.append(r)
+                error = exc
+        if unknown:
+            self.release(unknown, claim_token, error)
+        rows = [r for r in rows if r not in unknown]
         todo: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             if r["id"] not in already:

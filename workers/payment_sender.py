@@ -21,13 +21,13 @@ from web3.exceptions import ContractLogicError, TransactionNotFound
 from shared import chain, nonces, txstore
 from shared.broadcaster import Outgoing
 from shared.queries import q
+from shared.retry import retry_delay
 from shared.reverts import AUTHORIZATION_USED, revert_reason
 from shared.runtime import Runtime
 from shared.sender_stage import SenderStage
 from shared.settlement import AuthorizationState, Outcome, authorization_outcome
 
 log = structlog.get_logger()
-DEFER_SECONDS = 1.0
 _TRANSIENT = ("authorization is not yet valid",)
 
 
@@ -53,13 +53,21 @@ class PaymentSender(SenderStage):
         paid_elsewhere: dict[Any, Outcome] = {}
         for row in rows:
             data = self._calldata(row)
-            reason = self._preflight(row["asset"], data)
+            try:
+                reason = self._preflight(row["asset"], data)
+            except Exception as exc:  # the node did not answer for this one: it waits, the others go on
+                deferred[row["id"]] = f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500]
+                continue
             if reason is None:
                 calls[row["id"]] = data
             elif is_transient(reason):
                 deferred[row["id"]] = reason
             elif AUTHORIZATION_USED in reason:
-                outcome = self._outcome(row)
+                try:
+                    outcome = self._outcome(row)
+                except Exception as exc:
+                    deferred[row["id"]] = f"settlement lookup unavailable: {type(exc).__name__}: {exc}"[:500]
+                    continue
                 if outcome.state is AuthorizationState.PAID:
                     paid_elsewhere[row["id"]] = outcome
                 elif outcome.state is AuthorizationState.CANCELED:
@@ -78,12 +86,17 @@ class PaymentSender(SenderStage):
                     q("fail_claimed_payment"), {"id": payment_id, "claim_token": claim_token, "error": reason}
                 )
                 log.info("payment_failed_preflight", payment_id=str(payment_id), reason=reason)
-            if deferred:
-                self.wake_after = DEFER_SECONDS
+            attempts = {r["id"]: int(r["attempts"]) for r in rows}
             for payment_id, reason in deferred.items():
+                delay = retry_delay(
+                    attempts[payment_id],
+                    base=self.settings.retry_base_seconds,
+                    cap=self.settings.retry_cap_seconds,
+                )
+                self.wake_after = min(self.wake_after or delay, delay)
                 conn.execute(
                     q("defer_claimed_payment"),
-                    {"id": payment_id, "claim_token": claim_token, "error": reason, "delay": DEFER_SECONDS},
+                    {"id": payment_id, "claim_token": claim_token, "error": reason, "delay": delay},
                 )
             for payment_id, outcome in paid_elsewhere.items():
                 assert outcome.tx_hash and outcome.sender and outcome.sender_nonce is not None

@@ -40,9 +40,10 @@ UPDATE payment_queue
  WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
 
 -- name: defer_claimed_payment
--- payment-sender: not sendable yet (validAfter not reached on chain); look again after a delay.
+-- payment-sender: not sendable yet (validAfter not reached on chain, or the node did not answer for
+-- it); look again after a delay.
 UPDATE payment_queue
-   SET status = 'pending', error = %(error)s, claim_token = NULL,
+   SET status = 'pending', last_error = %(error)s, claim_token = NULL,
        locked_until = now() + make_interval(secs => %(delay)s), updated_at = now()
  WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
 

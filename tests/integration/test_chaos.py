@@ -156,8 +156,15 @@ def test_chaos(
         submitter = threading.Thread(target=submit, daemon=True)
         submitter.start()
         db_faults: list[str] = []
-        while submitter.is_alive() or time.monotonic() - chaos_started < 15:
-            time.sleep(rng.uniform(0.2, 0.8))
+
+        def settling() -> bool:  # keep the faults on until half the work has gone through them
+            done = query(
+                cfg, "SELECT count(*) AS n FROM payment_queue WHERE status IN ('completed', 'failed')"
+            )
+            return int(done[0]["n"]) < PAYMENTS // 2 and time.monotonic() - chaos_started < 60
+
+        while submitter.is_alive() or time.monotonic() - chaos_started < 15 or settling():
+            time.sleep(rng.uniform(0.5, 2.0))
             victim = rng.choice(workers)
             victim.kill()
             if not db_faults and time.monotonic() - chaos_started > 5:
