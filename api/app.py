@@ -7,16 +7,20 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from api.catalog import TokenCatalog
 from api.errors import rejection
+from api.limits import RequestLimits
+from api.openapi import openapi
 from api.routes.health import healthz
 from api.routes.mint import mint
 from api.routes.payments import payment_status
 from api.routes.tokens import token_info
+from api.server import DeadlineH11Protocol
 from shared.config import Settings, load_settings
 from shared.db import open_async_pool
 from shared.logs import configure_logging
@@ -36,7 +40,11 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.pool = await open_async_pool(settings.database_url, max_size=settings.db_pool_size)
+        app.state.pool = await open_async_pool(
+            settings.database_url,
+            max_size=settings.db_pool_size,
+            session_settings={"x402.max_pending_per_payer": str(settings.max_pending_per_payer)},
+        )
         app.state.catalog = TokenCatalog(app.state.pool)
         try:
             yield
@@ -49,8 +57,17 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/payment/{payment_id}", payment_status, methods=["GET"]),
             Route("/api/tokens/{token_address}", token_info, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
+        middleware=[
+            Middleware(
+                RequestLimits,
+                max_header_bytes=settings.max_header_bytes,
+                max_body_bytes=settings.max_body_bytes,
+                body_timeout=settings.request_timeout_seconds,
+            )
+        ],
         lifespan=lifespan,
     )
 
@@ -59,4 +76,5 @@ def app_from_env() -> Starlette:
     """uvicorn factory: `uvicorn --factory api.app:app_from_env`."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, component="api")
+    DeadlineH11Protocol.header_timeout = settings.request_timeout_seconds
     return create_app(settings)

@@ -1,25 +1,28 @@
 """Payment policy: does a decoded x402 ``exact`` payment pay exactly what we ask? Pure, no I/O.
 
 Balance, nonce state and the token's actual domain are the chain's business (settlement); this
-decides only what can be decided from the payment, our requirements and the clock.
+decides only what can be decided from the payment, our requirements and the clock. Reason codes
+are the reference facilitator's (see shared.x402.errors).
 """
 
 from __future__ import annotations
 
 from shared.eip3009 import Eip712Domain, SignatureError, recover_signer, transfer_digest
 from shared.x402 import (
-    INVALID_NETWORK,
+    INVALID_PAYLOAD,
+    INVALID_PAYMENT_REQUIREMENTS,
     INVALID_RECIPIENT,
     INVALID_SIGNATURE,
     INVALID_VALID_AFTER,
     INVALID_VALID_BEFORE,
-    INVALID_VALUE,
     INVALID_X402_VERSION,
+    NETWORK_MISMATCH,
     SCHEME_EXACT,
     UNSUPPORTED_SCHEME,
-    X402_VERSION,
+    VALUE_MISMATCH,
     ExactEvmPayment,
     PaymentRejected,
+    accepted_terms,
 )
 
 __all__ = ["verify_exact_payment"]
@@ -31,6 +34,39 @@ def _reject(reason: str, message: str) -> PaymentRejected:
     return PaymentRejected(reason, message, _PAYMENT_FAILED)
 
 
+def _check_accepted(payment: ExactEvmPayment, *, network: str, asset: str, pay_to: str, amount: int) -> None:
+    """v2: the echoed ``accepted`` must name our scheme, network, asset, payee and price.
+
+    ``maxTimeoutSeconds`` and ``extra`` are not compared: the validity window is judged on the
+    signed authorization itself, and a client that used another EIP-712 name or version signed
+    over another domain, which the signature check reports.
+    """
+    if payment.accepted is None:
+        raise _reject(INVALID_PAYLOAD, "an x402 version 2 payment must echo the requirements it accepted")
+    try:
+        terms = accepted_terms(payment.accepted)
+    except PaymentRejected as exc:
+        raise _reject(exc.reason, exc.message) from None
+    # Equal to the payment's own scheme and network when decoded; a payment built by hand may differ.
+    if terms.scheme != SCHEME_EXACT:
+        raise _reject(
+            UNSUPPORTED_SCHEME, f"accepted.scheme {terms.scheme!r} is not supported; expected 'exact'"
+        )
+    if terms.network != network:
+        raise _reject(
+            NETWORK_MISMATCH, f"accepted.network {terms.network!r} is not accepted; expected {network!r}"
+        )
+    if terms.asset != asset.lower():
+        raise _reject(
+            INVALID_PAYMENT_REQUIREMENTS,
+            f"accepted.asset is {terms.asset}, but the price is in {asset.lower()}",
+        )
+    if terms.pay_to != pay_to.lower():
+        raise _reject(INVALID_RECIPIENT, f"accepted.payTo is {terms.pay_to}, but payTo is {pay_to.lower()}")
+    if terms.amount != amount:
+        raise _reject(VALUE_MISMATCH, f"accepted.amount is {terms.amount}, but the price is exactly {amount}")
+
+
 def verify_exact_payment(
     payment: ExactEvmPayment,
     *,
@@ -40,27 +76,40 @@ def verify_exact_payment(
     amount: int,
     now: int,
     settle_margin: int,
+    asset: str | None = None,
 ) -> None:
     """Raise PaymentRejected (status 400) unless ``payment`` is a valid authorization for our terms.
+
+    ``network`` is ours in the payment's protocol version: the v1 name (``base-sepolia``) for v1,
+    the CAIP-2 id (``eip155:84532``) for v2. For v2 the echoed ``accepted`` is checked against
+    ``asset`` (default: the domain's verifying contract), ``pay_to`` and ``amount`` too.
 
     The cheap field checks run first and the signature (about 50 µs of EC recovery) last; each
     failure has its own reason, so the order only decides which of several defects is reported.
     ``validBefore`` must leave ``settle_margin`` seconds to get the transfer mined.
     """
     auth = payment.authorization
-    if payment.x402_version != X402_VERSION:
+    if payment.x402_version not in (1, 2):
         raise _reject(
-            INVALID_X402_VERSION, f"x402Version {payment.x402_version} is not supported; expected 1"
+            INVALID_X402_VERSION, f"x402Version {payment.x402_version} is not supported; expected 1 or 2"
         )
     if payment.scheme != SCHEME_EXACT:
         raise _reject(UNSUPPORTED_SCHEME, f"scheme {payment.scheme!r} is not supported; expected 'exact'")
     if payment.network != network:
-        raise _reject(INVALID_NETWORK, f"network {payment.network!r} is not accepted; expected {network!r}")
+        raise _reject(NETWORK_MISMATCH, f"network {payment.network!r} is not accepted; expected {network!r}")
+    if payment.x402_version == 2:
+        _check_accepted(
+            payment,
+            network=network,
+            asset=domain.verifying_contract if asset is None else asset,
+            pay_to=pay_to,
+            amount=amount,
+        )
     if auth.to != pay_to.lower():
         raise _reject(INVALID_RECIPIENT, f"authorization pays {auth.to}, but payTo is {pay_to.lower()}")
     if auth.value != amount:
         raise _reject(
-            INVALID_VALUE, f"authorization value is {auth.value}, but the price is exactly {amount}"
+            VALUE_MISMATCH, f"authorization value is {auth.value}, but the price is exactly {amount}"
         )
     if auth.valid_after > now:
         raise _reject(

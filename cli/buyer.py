@@ -1,4 +1,4 @@
-"""A minimal x402 v1 buyer: turn a 402 `accepts` entry into a signed X-PAYMENT header.
+"""A minimal x402 buyer: turn a 402 answer into a signed payment header, v1 or v2.
 
 Used by `x402-mint demo`, the benchmarks and the tests; real buyers use their own wallets or SDKs.
 """
@@ -12,32 +12,121 @@ from typing import Any
 from eth_account import Account
 
 from shared.eip3009 import Authorization, Eip712Domain, sign_transfer
-from shared.x402 import ExactEvmPayment, encode_payment_header
+from shared.recipients import bound_nonce
+from shared.x402 import (
+    V1_NETWORKS,
+    ExactEvmPayment,
+    decode_payment_required,
+    encode_payment_header,
+    encode_payment_signature_header,
+)
+
+
+def _chain_id(network: str) -> int:
+    if network.startswith("eip155:"):
+        return int(network.split(":", 1)[1])
+    return next(chain_id for chain_id, name in V1_NETWORKS.items() if name == network)
+
+
+def _sign(
+    accept: dict[str, Any],
+    amount: int,
+    private_key: str,
+    chain_id: int,
+    *,
+    nonce: bytes | None,
+    valid_after: int | None,
+    valid_before: int | None,
+    value: int | None,
+    recipient: str | None = None,
+    salt: bytes | None = None,
+) -> tuple[Authorization, bytes]:
+    now = int(time.time())
+    if recipient is not None:
+        nonce = bound_nonce(recipient, salt or os.urandom(32))
+    auth = Authorization(
+        from_address=Account.from_key(private_key).address.lower(),
+        to=accept["payTo"].lower(),
+        value=amount if value is None else value,
+        valid_after=now - 600 if valid_after is None else valid_after,
+        valid_before=now + int(accept["maxTimeoutSeconds"]) if valid_before is None else valid_before,
+        nonce=os.urandom(32) if nonce is None else nonce,
+    )
+    domain = Eip712Domain(accept["extra"]["name"], accept["extra"]["version"], chain_id, accept["asset"])
+    return auth, sign_transfer(domain, auth, private_key)
 
 
 def sign_payment(
     accept: dict[str, Any],
     private_key: str,
     *,
-    chain_id: int,
+    chain_id: int | None = None,
     nonce: bytes | None = None,
     valid_after: int | None = None,
     valid_before: int | None = None,
     value: int | None = None,
     network: str | None = None,
+    recipient: str | None = None,
+    salt: bytes | None = None,
 ) -> str:
-    """Sign an EIP-3009 authorization paying exactly what `accept` asks; return the header value."""
-    now = int(time.time())
-    payer = Account.from_key(private_key).address.lower()
-    auth = Authorization(
-        from_address=payer,
-        to=accept["payTo"].lower(),
-        value=int(accept["maxAmountRequired"]) if value is None else value,
-        valid_after=now - 600 if valid_after is None else valid_after,
-        valid_before=now + int(accept["maxTimeoutSeconds"]) if valid_before is None else valid_before,
-        nonce=os.urandom(32) if nonce is None else nonce,
+    """v1: sign what the `accepts` entry asks; return the X-PAYMENT header value."""
+    chain = chain_id if chain_id is not None else _chain_id(accept["network"])
+    auth, signature = _sign(
+        accept,
+        int(accept["maxAmountRequired"]),
+        private_key,
+        chain,
+        nonce=nonce,
+        valid_after=valid_after,
+        valid_before=valid_before,
+        value=value,
+        recipient=recipient,
+        salt=salt,
     )
-    domain = Eip712Domain(accept["extra"]["name"], accept["extra"]["version"], chain_id, accept["asset"])
-    signature = sign_transfer(domain, auth, private_key)
-    payment = ExactEvmPayment(1, "exact", network or accept["network"], signature, auth)
-    return encode_payment_header(payment)
+    return encode_payment_header(ExactEvmPayment(1, "exact", network or accept["network"], signature, auth))
+
+
+def sign_payment_v2(
+    payment_required: str | dict[str, Any],
+    private_key: str,
+    *,
+    index: int = 0,
+    chain_id: int | None = None,
+    nonce: bytes | None = None,
+    valid_after: int | None = None,
+    valid_before: int | None = None,
+    value: int | None = None,
+    accepted: dict[str, Any] | None = None,
+    recipient: str | None = None,
+    salt: bytes | None = None,
+) -> str:
+    """v2: sign the `accepts[index]` of a PAYMENT-REQUIRED header (or its decoded object); return the
+    PAYMENT-SIGNATURE header value. `accepted` overrides what is echoed back (for hostile tests)."""
+    required = (
+        decode_payment_required(payment_required) if isinstance(payment_required, str) else payment_required
+    )
+    accept = required["accepts"][index]
+    chain = chain_id if chain_id is not None else _chain_id(accept["network"])
+    auth, signature = _sign(
+        accept,
+        int(accept["amount"]),
+        private_key,
+        chain,
+        nonce=nonce,
+        valid_after=valid_after,
+        valid_before=valid_before,
+        value=value,
+        recipient=recipient,
+        salt=salt,
+    )
+    echoed = accepted if accepted is not None else accept
+    payment = ExactEvmPayment(
+        2,
+        echoed.get("scheme", "exact"),
+        echoed.get("network", ""),
+        signature,
+        auth,
+        accepted=echoed,
+        resource=required.get("resource"),
+    )
+    return encode_payment_signature_header(payment)

@@ -45,19 +45,9 @@ def db_migrate() -> None:
 @app.command("api")
 def api() -> None:
     """Serve the x402 ingress with uvicorn (API_HOST, API_PORT, API_WORKERS)."""
-    import uvicorn
+    from api.server import serve
 
-    settings = load_settings()
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        workers=settings.api_workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.drain_seconds),
-    )
+    serve(load_settings())
 
 
 @app.command("worker")

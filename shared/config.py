@@ -46,6 +46,16 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _versions(raw: str) -> tuple[int, ...]:
+    try:
+        versions = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}))
+    except ValueError as exc:
+        raise ConfigError(f"X402_VERSIONS must list 1 and/or 2, got {raw!r}") from exc
+    if not versions or not set(versions) <= {1, 2}:
+        raise ConfigError(f"X402_VERSIONS must list 1 and/or 2, got {raw!r}")
+    return versions
+
+
 @dataclass(frozen=True, slots=True)
 class StageSettings:
     """How one stage polls: how many rows a claim takes, and the idle wait between empty polls."""
@@ -65,6 +75,11 @@ class Settings:
     api_workers: int = 1
     public_url: str = ""  # base URL used in x402 `resource`; empty = http://api_host:api_port
     max_quantity: int = 10
+    x402_versions: tuple[int, ...] = (1, 2)
+    max_pending_per_payer: int = 10
+    max_header_bytes: int = 8192
+    max_body_bytes: int = 4096
+    request_timeout_seconds: float = 10.0
     max_timeout_seconds: int = 300
     settle_margin_seconds: int = 30
     payment_relayer_key: str = field(default="", repr=False)
@@ -117,6 +132,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_workers=_int(e, "API_WORKERS", 1),
         public_url=e.get("PUBLIC_URL", ""),
         max_quantity=_int(e, "MAX_QUANTITY", 10),
+        x402_versions=_versions(e.get("X402_VERSIONS") or "1,2"),
+        max_pending_per_payer=_int(e, "MAX_PENDING_PER_PAYER", 10),
+        max_header_bytes=_int(e, "MAX_HEADER_BYTES", 8192),
+        max_body_bytes=_int(e, "MAX_BODY_BYTES", 4096),
+        request_timeout_seconds=_float(e, "REQUEST_TIMEOUT_SECONDS", 10.0),
         max_timeout_seconds=_int(e, "MAX_TIMEOUT_SECONDS", 300),
         settle_margin_seconds=_int(e, "SETTLE_MARGIN_SECONDS", 30),
         payment_relayer_key=e.get("PAYMENT_RELAYER_KEY", ""),

@@ -25,12 +25,19 @@ def open_pool(
     return pool
 
 
-async def open_async_pool(database_url: str, *, max_size: int = 10) -> AsyncConnectionPool[Any]:
+async def open_async_pool(
+    database_url: str, *, max_size: int = 10, session_settings: dict[str, str] | None = None
+) -> AsyncConnectionPool[Any]:
+    """An autocommit pool for the API; `session_settings` become GUCs of every connection."""
+    options = " ".join(f"-c {name}={value}" for name, value in (session_settings or {}).items())
+    kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
+    if options:
+        kwargs["options"] = options
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         database_url,
         min_size=1,
         max_size=max_size,
-        kwargs={"row_factory": dict_row, "autocommit": True},
+        kwargs=kwargs,
         name="x402-api",
         open=False,
         check=AsyncConnectionPool.check_connection,

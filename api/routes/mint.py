@@ -2,62 +2,49 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
+import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.catalog import Token
 from api.errors import PAYMENT_FAILED, rejection
+from api.offers import Offer, make_offer, payment_required
+from api.purchase import BadRequest, PurchaseRequest, parse_purchase, recipient_of
 from api.verification import verify_exact_payment
 from shared.queries import q
-from shared.x402 import PaymentRejected, decode_payment_header, network_name, payment_requirements
+from shared.x402 import (
+    ExactEvmPayment,
+    PaymentRejected,
+    decode_payment_header,
+    decode_payment_signature_header,
+)
 
-MAX_BODY_BYTES = 4096
-
-
-class BadRequest(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-async def read_quantity(request: Request, max_quantity: int) -> int:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest("invalid_body", f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        data = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid_body", "the request body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("invalid_body", 'the request body must be a JSON object such as {"quantity": 1}')
-    quantity = data.get("quantity", 1)
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
-        raise BadRequest("invalid_quantity", "quantity must be a whole number")
-    if not 1 <= quantity <= max_quantity:
-        raise BadRequest("invalid_quantity", f"quantity must be between 1 and {max_quantity}")
-    return quantity
+SOLD_OUT, TOO_MANY_OPEN = "XM001", "XM002"  # SQLSTATEs raised by the reservation trigger (0004)
+RETRY_AFTER_SECONDS = 10
 
 
-def requirements(request: Request, token: Token, quantity: int) -> dict[str, Any]:
-    s = request.app.state.settings
-    return payment_requirements(
-        network=s.network or network_name(s.chain_id),
-        max_amount=token.price_per_mint * quantity,
-        resource=f"{s.resource_base}/api/mint/{token.address}",
-        description=f"Mint {quantity} x {token.symbol} ({token.mint_amount} base units each)",
-        pay_to=token.address,
-        asset=token.asset,
-        max_timeout_seconds=s.max_timeout_seconds,
-        asset_name=token.asset_name,
-        asset_version=token.asset_version,
-    )
+def decode(request: Request, offer: Offer) -> ExactEvmPayment | None:
+    """The payment in whichever header the client used (v1 X-PAYMENT, v2 PAYMENT-SIGNATURE)."""
+    v1, v2 = request.headers.get("x-payment"), request.headers.get("payment-signature")
+    if v1 and v2:
+        raise PaymentRejected(
+            "invalid_payload", "send one payment header: X-PAYMENT (v1) or PAYMENT-SIGNATURE (v2)"
+        )
+    if v2:
+        if offer.v2 is None:
+            raise PaymentRejected("invalid_x402_version", "this server does not accept x402 version 2")
+        return decode_payment_signature_header(v2)
+    if v1:
+        if offer.v1 is None:
+            raise PaymentRejected(
+                "invalid_x402_version",
+                f"x402 version 1 is not available here (chain {offer.v2_network} has no v1 network name, "
+                "or v1 is switched off); pay with version 2 in the PAYMENT-SIGNATURE header",
+            )
+        return decode_payment_header(v1)
+    return None
 
 
 async def mint(request: Request) -> Response:
@@ -66,59 +53,89 @@ async def mint(request: Request) -> Response:
     if token is None:
         return rejection(404, "unknown_token", "no token with this address is on sale here")
     try:
-        quantity = await read_quantity(request, s.max_quantity)
+        purchase = parse_purchase(request.state.body, s.max_quantity)
     except BadRequest as exc:
         return rejection(400, exc.reason, exc.message)
-    accepts = requirements(request, token, quantity)
-    header = request.headers.get("x-payment")
-    if not header:
-        return JSONResponse(
-            {"x402Version": 1, "error": "X-PAYMENT header is required", "accepts": [accepts]}, status_code=402
-        )
+    offer = make_offer(s, token, purchase.quantity)
     try:
-        payment = decode_payment_header(header)
+        payment = decode(request, offer)
+        if payment is None:
+            return payment_required(offer)
+        network = offer.v1_network if payment.x402_version == 1 else offer.v2_network
         verify_exact_payment(
             payment,
-            network=accepts["network"],
+            network=network or "",
             domain=token.domain,
             pay_to=token.address,
-            amount=token.price_per_mint * quantity,
+            asset=token.asset,
+            amount=token.price_per_mint * purchase.quantity,
             now=int(time.time()),
             settle_margin=s.settle_margin_seconds,
         )
+        recipient = recipient_of(purchase, payment.authorization.from_address, payment.authorization.nonce)
     except PaymentRejected as exc:
-        return rejection(exc.status, exc.reason, exc.message, error=PAYMENT_FAILED)
+        return rejection(400, exc.reason, exc.message, error=PAYMENT_FAILED)
+    except BadRequest as exc:
+        return rejection(400, exc.reason, exc.message, error=PAYMENT_FAILED)
+    return await queue_payment(request, token.address, token.asset, purchase, payment, recipient)
+
+
+async def queue_payment(
+    request: Request,
+    token: str,
+    asset: str,
+    purchase: PurchaseRequest,
+    payment: ExactEvmPayment,
+    recipient: str,
+) -> Response:
     auth = payment.authorization
-    params = {
-        "token_address": token.address,
-        "asset": token.asset,
+    params: dict[str, Any] = {
+        "token_address": token,
+        "asset": asset,
         "payer": auth.from_address,
-        "recipient": auth.from_address,
-        "quantity": quantity,
+        "recipient": recipient,
+        "quantity": purchase.quantity,
         "amount": auth.value,
         "nonce": "0x" + auth.nonce.hex(),
         "valid_after": auth.valid_after,
         "valid_before": auth.valid_before,
         "signature": "0x" + payment.signature.hex(),
-        "payment_header": header,
+        "payment_header": request.headers.get("payment-signature") or request.headers.get("x-payment"),
     }
     async with request.app.state.pool.connection() as conn:
-        row = await (await conn.execute(q("insert_payment"), params)).fetchone()
+        try:
+            row = await (await conn.execute(q("insert_payment"), params)).fetchone()
+        except psycopg.Error as exc:
+            if exc.sqlstate == SOLD_OUT:
+                return rejection(
+                    409,
+                    "sold_out",
+                    "not enough supply left for this quantity; nothing was charged",
+                    error=PAYMENT_FAILED,
+                )
+            if exc.sqlstate == TOO_MANY_OPEN:
+                return rejection(
+                    429,
+                    "too_many_pending_payments",
+                    "this payer has too many payments still settling; retry later",
+                    error=PAYMENT_FAILED,
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+            raise
         if row is None:
             existing = await (await conn.execute(q("payment_id_for_authorization"), params)).fetchone()
-            existing_id = str(existing["id"]) if existing else None
             return rejection(
                 409,
                 "nonce_already_used",
                 "this authorization nonce was already submitted",
                 error=PAYMENT_FAILED,
-                paymentQueueId=existing_id,
+                paymentQueueId=str(existing["id"]) if existing else None,
             )
     payment_id = str(row["id"])
     return JSONResponse(
         {
             "paymentQueueId": payment_id,
-            "quantity": quantity,
+            "quantity": purchase.quantity,
             "status": "payment_pending",
             "note": f"Poll /api/payment/{payment_id}",
         },

@@ -32,6 +32,7 @@ async def token_info(request: Request) -> Response:
             "maxMintCount": token.max_mint_count,
             "minted": minted,
             "remaining": token.max_mint_count - minted,
-            "reserved": int(supply["committed"]),
+            "reserved": int(supply["reserved"]),
+            "available": token.max_mint_count - int(supply["reserved"]),
         }
     )

@@ -16,9 +16,8 @@ SELECT * FROM tokens ORDER BY created_at;
 SELECT * FROM tokens WHERE address = %(address)s;
 
 -- name: token_supply
--- Mint units minted (completed mints) and committed (accepted payments not failed).
+-- Mint units minted (completed mints) and reserved (accepted payments not failed; see 0004).
 SELECT
-  coalesce((SELECT count(*) FROM mint_queue m WHERE m.token_address = %(address)s AND m.status = 'completed'), 0)
-    AS minted,
-  coalesce((SELECT sum(quantity) FROM payment_queue p WHERE p.token_address = %(address)s
-             AND p.status NOT IN ('failed', 'confirmation_failed')), 0) AS committed;
+  (SELECT count(*) FROM mint_queue m WHERE m.token_address = t.address AND m.status = 'completed') AS minted,
+  t.reserved_mints AS reserved
+  FROM tokens t WHERE t.address = %(address)s;

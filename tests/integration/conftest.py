@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ from shared.migrations import migrate
 from shared.runtime import open_runtime
 from shared.stage import run_stage
 from workers import confirmer, mint_sender, payment_sender
+
+# Base Sepolia's chain id: it has an x402 v1 network name ("base-sepolia"), so v1 and v2 both work.
+CHAIN_ID = 84532
 
 
 @dataclass(frozen=True)
@@ -68,10 +72,10 @@ def database_url(pg_server: str) -> Iterator[str]:
 def devchain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     port = free_port(18545)
     log = Path(tmp_path_factory.mktemp("anvil")) / "anvil.log"
-    proc = anvil.start(port=port, chain_id=31337, log_path=log)
+    proc = anvil.start(port=port, chain_id=CHAIN_ID, log_path=log)
     rpc_url = f"http://127.0.0.1:{port}"
     try:
-        yield Chain(rpc_url, 31337, chain.connect(rpc_url), proc)
+        yield Chain(rpc_url, CHAIN_ID, chain.connect(rpc_url), proc)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -149,3 +153,45 @@ def pipeline(settings: Settings) -> Iterator[Pipeline]:
 
 def with_settings(settings: Settings, **changes: object) -> Settings:
     return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+class LiveServer:
+    """The real ingress on a real socket (uvicorn, our header-deadline protocol) in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        import uvicorn
+
+        from api.app import create_app
+        from api.server import DeadlineH11Protocol
+
+        self.port = free_port(19402)
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            http=DeadlineH11Protocol,
+            h11_max_incomplete_event_size=64 * 1024,
+            access_log=False,
+        )
+        DeadlineH11Protocol.header_timeout = settings.request_timeout_seconds
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="live-api")
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+
+
+@pytest.fixture
+def live_api(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(settings) as server:
+        yield server

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from cli.buyer import sign_payment
+from tests.integration.conftest import CHAIN_ID
 
 TERMINAL = {"completed", "failed", "confirmation_failed"}
 
@@ -20,7 +21,7 @@ def ask_price(client: TestClient, token: str, quantity: int) -> dict[str, Any]:
 
 
 def buy(
-    client: TestClient, token: str, key: str, quantity: int, *, chain_id: int = 31337, **overrides: Any
+    client: TestClient, token: str, key: str, quantity: int, *, chain_id: int = CHAIN_ID, **overrides: Any
 ) -> str:
     header = sign_payment(ask_price(client, token, quantity), key, chain_id=chain_id, **overrides)
     reply = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header})

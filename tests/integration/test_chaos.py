@@ -29,7 +29,7 @@ from cli.devnet.paths import free_port
 from shared.config import Settings
 from shared.contracts import load_artifact
 from shared.migrations import migrate
-from tests.integration.conftest import Chain, Deployment, scratch_database
+from tests.integration.conftest import CHAIN_ID, Chain, Deployment, scratch_database
 from tests.integration.faults import FaultyProxy, WorkerProcess
 from tests.integration.stages import query
 
@@ -99,7 +99,7 @@ def test_chaos(
         orders = []
         for i in range(PAYMENTS):
             quantity, buyer = rng.randint(1, 10), buyers[i % len(buyers)]
-            orders.append((quantity, sign_payment(offers[quantity], buyer.key.hex(), chain_id=31337)))
+            orders.append((quantity, sign_payment(offers[quantity], buyer.key.hex(), chain_id=CHAIN_ID)))
 
         proxy = FaultyProxy(free_port(38545), int(devchain.rpc_url.rsplit(":", 1)[1]), seed=SEED).start()
         env = {
@@ -107,7 +107,7 @@ def test_chaos(
             "X402_ENV_FILE": "/dev/null",
             "DATABASE_URL": chaos_db,
             "RPC_URL": f"http://127.0.0.1:{proxy.port}",
-            "CHAIN_ID": "31337",
+            "CHAIN_ID": str(CHAIN_ID),
             "PAYMENT_RELAYER_KEY": payment_relayer.key.hex(),
             "MINT_RELAYER_KEY": mint_relayer.key.hex(),
             "PAYMENT_POLL_INTERVAL": "0.5",

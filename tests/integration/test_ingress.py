@@ -18,7 +18,7 @@ from api.app import create_app
 from cli.buyer import sign_payment
 from cli.devnet import anvil
 from shared.config import Settings
-from tests.integration.conftest import Deployment
+from tests.integration.conftest import CHAIN_ID, Deployment
 from tests.integration.helpers import ask_price
 
 pytestmark = pytest.mark.chain
@@ -59,7 +59,7 @@ def test_no_payment_header_answers_402_with_requirements(
     assert body["x402Version"] == 1 and body["error"] == "X-PAYMENT header is required"
     (accept,) = body["accepts"]
     assert accept["scheme"] == "exact"
-    assert accept["network"] == "eip155:31337"
+    assert accept["network"] == "base-sepolia"
     assert accept["maxAmountRequired"] == str(3 * deployment.token.price)
     assert accept["payTo"].lower() == token
     assert accept["asset"].lower() == deployment.usdc.address
@@ -70,7 +70,7 @@ def test_no_payment_header_answers_402_with_requirements(
 
 
 def _valid(client: TestClient, token: str, quantity: int = 1, **kw: Any) -> str:
-    return sign_payment(ask_price(client, token, quantity), BUYER.key.hex(), chain_id=31337, **kw)
+    return sign_payment(ask_price(client, token, quantity), BUYER.key.hex(), chain_id=CHAIN_ID, **kw)
 
 
 CASES: dict[str, tuple[Callable[[TestClient, str], str], int, str]] = {
@@ -91,10 +91,10 @@ CASES: dict[str, tuple[Callable[[TestClient, str], str], int, str]] = {
         400,
         "unsupported_scheme",
     ),
-    "wrong network": (lambda c, t: _valid(c, t, network="base"), 400, "invalid_network"),
+    "wrong network": (lambda c, t: _valid(c, t, network="base"), 400, "network_mismatch"),
     "signed by another key": (
         lambda c, t: tamper(
-            sign_payment(ask_price(c, t, 1), OTHER.key.hex(), chain_id=31337),
+            sign_payment(ask_price(c, t, 1), OTHER.key.hex(), chain_id=CHAIN_ID),
             lambda d: d["payload"]["authorization"].update({"from": BUYER.address.lower()}),
         ),
         400,
@@ -104,7 +104,7 @@ CASES: dict[str, tuple[Callable[[TestClient, str], str], int, str]] = {
         lambda c, t: sign_payment(
             {**ask_price(c, t, 1), "extra": {"name": "USD Coin", "version": "1"}},
             BUYER.key.hex(),
-            chain_id=31337,
+            chain_id=CHAIN_ID,
         ),
         400,
         "invalid_exact_evm_payload_signature",
@@ -116,7 +116,7 @@ CASES: dict[str, tuple[Callable[[TestClient, str], str], int, str]] = {
     ),
     "pays someone else": (
         lambda c, t: sign_payment(
-            {**ask_price(c, t, 1), "payTo": OTHER.address}, BUYER.key.hex(), chain_id=31337
+            {**ask_price(c, t, 1), "payTo": OTHER.address}, BUYER.key.hex(), chain_id=CHAIN_ID
         ),
         400,
         "invalid_exact_evm_payload_recipient_mismatch",
@@ -124,12 +124,12 @@ CASES: dict[str, tuple[Callable[[TestClient, str], str], int, str]] = {
     "pays too little": (
         lambda c, t: _valid(c, t, 2, value=1_999_999),
         400,
-        "invalid_exact_evm_payload_authorization_value",
+        "invalid_exact_evm_payload_authorization_value_mismatch",
     ),
     "pays too much": (
         lambda c, t: _valid(c, t, 2, value=2_000_001),
         400,
-        "invalid_exact_evm_payload_authorization_value",
+        "invalid_exact_evm_payload_authorization_value_mismatch",
     ),
     "not valid yet": (
         lambda c, t: _valid(c, t, valid_after=int(time.time()) + 3600),

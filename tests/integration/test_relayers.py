@@ -18,7 +18,7 @@ from shared.broadcast_errors import BroadcastOutcome
 from shared.config import Settings
 from shared.runtime import open_runtime
 from shared.stage import run_stage
-from tests.integration.conftest import Chain, Deployment, Pipeline
+from tests.integration.conftest import CHAIN_ID, Chain, Deployment, Pipeline
 from tests.integration.helpers import buy
 from tests.integration.stages import Stages, finished, payment, query, rpc
 from workers import payment_sender
@@ -95,14 +95,14 @@ def test_broadcast_outcomes_from_a_real_node(devchain: Chain) -> None:
     fees = chain.quote_fees(w3)
     nonce = chain.pending_nonce(w3, funded.address)
     signed = chain.sign(
-        funded, chain_id=31337, nonce=nonce, to=funded.address, data=b"", gas=21_000, fees=fees
+        funded, chain_id=CHAIN_ID, nonce=nonce, to=funded.address, data=b"", gas=21_000, fees=fees
     )
     rpc(w3, "evm_setAutomine", False)
     try:
         assert chain.broadcast(w3, signed.raw)[0] is BroadcastOutcome.ACCEPTED
         assert chain.broadcast(w3, signed.raw)[0] is BroadcastOutcome.ALREADY_KNOWN  # counts as delivered
         same_fees = chain.sign(
-            funded, chain_id=31337, nonce=nonce, to=funded.address, data=b"\x01", gas=30_000, fees=fees
+            funded, chain_id=CHAIN_ID, nonce=nonce, to=funded.address, data=b"\x01", gas=30_000, fees=fees
         )
         assert (
             chain.broadcast(w3, same_fees.raw)[0] is BroadcastOutcome.UNDERPRICED
@@ -112,7 +112,7 @@ def test_broadcast_outcomes_from_a_real_node(devchain: Chain) -> None:
         rpc(w3, "evm_setAutomine", True)
     stale = chain.sign(
         funded,
-        chain_id=31337,
+        chain_id=CHAIN_ID,
         nonce=nonce,
         to=funded.address,
         data=b"",
@@ -121,7 +121,7 @@ def test_broadcast_outcomes_from_a_real_node(devchain: Chain) -> None:
     )
     assert chain.broadcast(w3, stale.raw)[0] is BroadcastOutcome.NONCE_TOO_LOW
     pauper = Account.create()
-    broke = chain.sign(pauper, chain_id=31337, nonce=0, to=funded.address, data=b"", gas=21_000, fees=fees)
+    broke = chain.sign(pauper, chain_id=CHAIN_ID, nonce=0, to=funded.address, data=b"", gas=21_000, fees=fees)
     assert chain.broadcast(w3, broke.raw)[0] is BroadcastOutcome.INSUFFICIENT_FUNDS
     nobody = chain.connect(f"http://127.0.0.1:{free_port(29545)}", timeout=1.0)
     assert chain.broadcast(nobody, broke.raw)[0] is BroadcastOutcome.UNKNOWN

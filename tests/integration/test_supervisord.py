@@ -15,7 +15,7 @@ from cli.buyer import sign_payment
 from cli.devnet import anvil
 from cli.devnet.paths import PROJECT_ROOT, free_port
 from shared.config import Settings
-from tests.integration.conftest import Deployment
+from tests.integration.conftest import CHAIN_ID, Deployment
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
@@ -88,7 +88,7 @@ def supervisor(tmp_path: Path, settings: Settings) -> Iterator[Supervisor]:
 
 def purchase(api_url: str, token: str, key: str, quantity: int) -> str:
     offer = httpx.post(f"{api_url}/api/mint/{token}", json={"quantity": quantity}, timeout=10)
-    header = sign_payment(offer.json()["accepts"][0], key, chain_id=31337)
+    header = sign_payment(offer.json()["accepts"][0], key, chain_id=CHAIN_ID)
     reply = httpx.post(
         f"{api_url}/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header}, timeout=10
     )

@@ -16,7 +16,7 @@ from cli.devnet import anvil
 from shared.config import Settings
 from shared.contracts import load_artifact
 from shared.x402 import decode_payment_header
-from tests.integration.conftest import Chain, Deployment
+from tests.integration.conftest import CHAIN_ID, Chain, Deployment
 from tests.integration.helpers import ask_price
 from tests.integration.stages import Stages, attempts, chain_tx, finished, payment, rpc
 
@@ -42,7 +42,7 @@ def manual_mining(devchain: Chain) -> Iterator[None]:
 
 
 def accept(client: TestClient, token: str, quantity: int) -> tuple[str, str]:
-    header = sign_payment(ask_price(client, token, quantity), BUYER.key.hex(), chain_id=31337)
+    header = sign_payment(ask_price(client, token, quantity), BUYER.key.hex(), chain_id=CHAIN_ID)
     reply = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header})
     assert reply.status_code == 202
     return reply.json()["paymentQueueId"], header

@@ -82,10 +82,17 @@ def test_pay_to_is_compared_case_insensitively() -> None:
     verify_exact_payment(payment(), **{**TERMS, "pay_to": "0x" + PAY_TO[2:].upper()})
 
 
-def test_wrong_version() -> None:
-    rejected = rejection(payment(x402_version=2))
+@pytest.mark.parametrize("version", [0, 3])
+def test_wrong_version(version: int) -> None:
+    rejected = rejection(payment(x402_version=version))
     assert rejected.reason == "invalid_x402_version"
-    assert "x402Version 2" in rejected.message
+    assert f"x402Version {version} is not supported; expected 1 or 2" in rejected.message
+
+
+def test_version_2_without_accepted() -> None:
+    rejected = rejection(payment(x402_version=2))
+    assert rejected.reason == "invalid_payload"
+    assert "must echo the requirements it accepted" in rejected.message
 
 
 def test_wrong_scheme() -> None:
@@ -96,7 +103,7 @@ def test_wrong_scheme() -> None:
 
 def test_wrong_network() -> None:
     rejected = rejection(payment(network="base"))
-    assert rejected.reason == "invalid_network"
+    assert rejected.reason == "network_mismatch"
     assert "'base'" in rejected.message and "'base-sepolia'" in rejected.message
 
 
@@ -156,7 +163,7 @@ def test_pays_someone_else() -> None:
 @pytest.mark.parametrize("value", [AMOUNT - 1, AMOUNT + 1, 0, 2 * AMOUNT])
 def test_value_must_be_exact(value: int) -> None:
     rejected = rejection(payment(value=value))
-    assert rejected.reason == "invalid_exact_evm_payload_authorization_value"
+    assert rejected.reason == "invalid_exact_evm_payload_authorization_value_mismatch"
     assert f"value is {value}, but the price is exactly {AMOUNT}" in rejected.message
 
 
@@ -182,4 +189,4 @@ def test_expires_within_the_settle_margin() -> None:
 
 def test_cheap_checks_are_reported_before_the_signature() -> None:
     rejected = rejection(payment(key=OTHER_KEY, value=AMOUNT + 1))
-    assert rejected.reason == "invalid_exact_evm_payload_authorization_value"
+    assert rejected.reason == "invalid_exact_evm_payload_authorization_value_mismatch"

@@ -314,7 +314,7 @@ def test_other_protocol_versions(version: int) -> None:
     rejected = rejection(_changed("x402Version", version))
     assert rejected.reason == "invalid_x402_version"
     assert rejected.status == 400
-    assert "this server speaks x402 version 1" in rejected.message
+    assert "X-PAYMENT, which carries x402 version 1" in rejected.message
 
 
 @pytest.mark.parametrize("scheme", ["upto", "EXACT", "exact ", ""])
