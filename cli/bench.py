@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import typer
 
-from cli.buyer import sign_payment
+from cli.buyer import answer_402
 
 app = typer.Typer(help="Benchmarks against the running dev environment.", no_args_is_help=True)
 
@@ -22,10 +22,15 @@ def _percentile(samples: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-def _offer(client: httpx.Client, token: str, quantity: int) -> dict[str, Any]:
+def _signer(client: httpx.Client, token: str, quantity: int) -> Callable[[str], tuple[str, str]]:
+    """Sign payments for this offer as a wallet would (v2 when offered, else v1): key → (header, value)."""
     reply = client.post(f"/api/mint/{token}", json={"quantity": quantity})
-    accept: dict[str, Any] = reply.json()["accepts"][0]
-    return accept
+
+    def sign(private_key: str) -> tuple[str, str]:
+        name, value, _ = answer_402(reply.headers, reply.json(), private_key)
+        return name, value
+
+    return sign
 
 
 @app.command("latency")
@@ -36,18 +41,15 @@ def latency(requests: int = typer.Option(1000, help="Sequential valid purchases 
     state = dev_state()
     token = state["tokens"][0]["address"]
     with httpx.Client(base_url=state["api_url"], timeout=10.0) as client:
-        accept = _offer(client, token, 1)
+        sign = _signer(client, token, 1)
         payers = state["payers"]
         typer.echo(f"signing {requests} payments from {len(payers)} buyers ...")
-        headers = [
-            sign_payment(accept, payers[i % len(payers)]["private_key"], chain_id=state["chain_id"])
-            for i in range(requests)
-        ]
+        headers = [sign(payers[i % len(payers)]["private_key"]) for i in range(requests)]
         samples: list[float] = []
         statuses: dict[int, int] = {}
-        for header in headers:
+        for name, header in headers:
             started = time.perf_counter()
-            reply = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": header})
+            reply = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={name: header})
             samples.append((time.perf_counter() - started) * 1000)
             statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
     typer.echo(f"{requests} sequential POST /api/mint (1 connection): statuses {statuses}")
@@ -65,10 +67,8 @@ def settle(quantity: int = typer.Option(10, help="Mints in the purchase.")) -> N
     state = dev_state()
     token = state["tokens"][0]["address"]
     with httpx.Client(base_url=state["api_url"], timeout=10.0) as client:
-        header = sign_payment(
-            _offer(client, token, quantity), state["payers"][-1]["private_key"], chain_id=state["chain_id"]
-        )
-        reply = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header})
+        name, header = _signer(client, token, quantity)(state["payers"][-1]["private_key"])
+        reply = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={name: header})
         accepted = time.perf_counter()
         payment_id = reply.json()["paymentQueueId"]
         paid_at = None

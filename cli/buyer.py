@@ -130,3 +130,14 @@ def sign_payment_v2(
         resource=required.get("resource"),
     )
     return encode_payment_signature_header(payment)
+
+
+def answer_402(headers: Any, body: dict[str, Any], private_key: str) -> tuple[str, str, dict[str, Any]]:
+    """Answer a 402 as an x402 wallet would: v2 when it carries PAYMENT-REQUIRED, else v1.
+    Returns (header name, header value, the accepted requirement)."""
+    required = headers.get("payment-required")
+    if required:
+        decoded = decode_payment_required(required)
+        return "PAYMENT-SIGNATURE", sign_payment_v2(decoded, private_key), decoded["accepts"][0]
+    accept = body["accepts"][0]
+    return "X-PAYMENT", sign_payment(accept, private_key), accept

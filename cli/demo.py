@@ -9,7 +9,7 @@ import httpx
 import typer
 from web3 import Web3
 
-from cli.buyer import sign_payment
+from cli.buyer import answer_402
 from shared import chain
 from shared.contracts import load_artifact
 
@@ -22,13 +22,10 @@ def _purchase(
     offer = client.post(f"/api/mint/{token}", json={"quantity": quantity})
     if offer.status_code != 402:
         raise RuntimeError(f"expected 402 with payment requirements, got {offer.status_code}: {offer.text}")
-    accept = offer.json()["accepts"][0]
-    typer.echo(
-        f"  402: pay {int(accept['maxAmountRequired']) / 10**6:.2f} USDC to {accept['payTo']} "
-        f"on {accept['network']}"
-    )
-    header = sign_payment(accept, payer["private_key"], chain_id=state["chain_id"])
-    accepted = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header})
+    name, header, accept = answer_402(offer.headers, offer.json(), payer["private_key"])
+    amount = int(accept.get("amount") or accept["maxAmountRequired"])
+    typer.echo(f"  402: pay {amount / 10**6:.2f} USDC to {accept['payTo']} on {accept['network']} ({name})")
+    accepted = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={name: header})
     if accepted.status_code != 202:
         raise RuntimeError(f"payment refused: {accepted.status_code} {accepted.text}")
     payment_id: str = accepted.json()["paymentQueueId"]
