@@ -29,6 +29,7 @@ def test_token_add_reads_terms_from_chain_and_lists_them(
     )
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("RPC_URL", settings.rpc_url)
+    monkeypatch.setenv("CHAIN_ID", str(settings.chain_id))
     runner = CliRunner()
     added = runner.invoke(app, ["token", "add", second.address, "--description", "the second"])
     assert added.exit_code == 0, added.output
@@ -46,7 +47,7 @@ def test_token_add_refuses_a_chain_mismatch(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("RPC_URL", settings.rpc_url)
-    monkeypatch.setenv("CHAIN_ID", "8453")
+    monkeypatch.setenv("CHAIN_ID", "8453")  # not the node's chain
     result = CliRunner().invoke(app, ["token", "add", deployment.token.address])
     assert result.exit_code != 0
     assert "8453" in result.output
