@@ -18,6 +18,7 @@ from api.app import create_app
 from cli.buyer import sign_payment
 from cli.devnet import anvil
 from shared.config import Settings
+from shared.eip3009 import SECP256K1_N
 from tests.integration.conftest import CHAIN_ID, Deployment
 from tests.integration.helpers import ask_price
 
@@ -71,6 +72,24 @@ def test_no_payment_header_answers_402_with_requirements(
 
 def _valid(client: TestClient, token: str, quantity: int = 1, **kw: Any) -> str:
     return sign_payment(ask_price(client, token, quantity), BUYER.key.hex(), chain_id=CHAIN_ID, **kw)
+
+
+
+
+def with_signature(header: str, change: Callable[[bytes], str]) -> str:
+    """The same payment with its signature rewritten by `change` (bytes → new 0x string)."""
+
+    def rewrite(document: dict[str, Any]) -> None:
+        signature = bytes.fromhex(document["payload"]["signature"][2:])
+        document["payload"]["signature"] = change(signature)
+
+    return tamper(header, rewrite)
+
+
+def high_s(sig: bytes) -> str:
+    """The malleable twin of a valid signature: s → n - s and v flipped (recovers the same key)."""
+    s_value = SECP256K1_N - int.from_bytes(sig[32:64], "big")
+    return "0x" + (sig[:32] + s_value.to_bytes(32, "big") + bytes([55 - sig[64]])).hex()
 
 
 CASES: dict[str, tuple[Callable[[TestClient, str], str], int, str]] = {
@@ -145,6 +164,59 @@ CASES: dict[str, tuple[Callable[[TestClient, str], str], int, str]] = {
         lambda c, t: _valid(c, t, valid_before=int(time.time()) + 5),
         400,
         "invalid_exact_evm_payload_authorization_valid_before",
+    ),
+    "signature one byte short": (
+        lambda c, t: with_signature(_valid(c, t), lambda sig: "0x" + sig[:64].hex()),
+        400,
+        "invalid_exact_evm_payload_signature",
+    ),
+    "signature not hex": (
+        lambda c, t: with_signature(_valid(c, t), lambda sig: "0x" + "zz" * 65),
+        400,
+        "invalid_payload",
+    ),
+    "signature with v = 0": (
+        lambda c, t: with_signature(
+            _valid(c, t), lambda sig: "0x" + (sig[:64] + bytes([sig[64] - 27])).hex()
+        ),
+        400,
+        "invalid_exact_evm_payload_signature",
+    ),
+    "high-s (malleable) signature": (
+        lambda c, t: with_signature(_valid(c, t), high_s),
+        400,
+        "invalid_exact_evm_payload_signature",
+    ),
+    "signed over another domain name": (
+        lambda c, t: sign_payment(
+            {**ask_price(c, t, 1), "extra": {"name": "USDC", "version": "2"}},
+            BUYER.key.hex(),
+            chain_id=CHAIN_ID,
+        ),
+        400,
+        "invalid_exact_evm_payload_signature",
+    ),
+    "signed for another contract": (
+        lambda c, t: sign_payment(
+            {**ask_price(c, t, 1), "asset": "0x" + "12" * 20}, BUYER.key.hex(), chain_id=CHAIN_ID
+        ),
+        400,
+        "invalid_exact_evm_payload_signature",
+    ),
+    "nonce not 32 bytes": (
+        lambda c, t: tamper(_valid(c, t), lambda d: d["payload"]["authorization"].update(nonce="0x1234")),
+        400,
+        "invalid_payload",
+    ),
+    "value not a number": (
+        lambda c, t: tamper(_valid(c, t), lambda d: d["payload"]["authorization"].update(value="1e6")),
+        400,
+        "invalid_payload",
+    ),
+    "payer not an address": (
+        lambda c, t: tamper(_valid(c, t), lambda d: d["payload"]["authorization"].update({"from": "0xabc"})),
+        400,
+        "invalid_payload",
     ),
 }
 
