@@ -20,7 +20,7 @@ from api.routes.health import healthz
 from api.routes.mint import mint
 from api.routes.payments import payment_status
 from api.routes.tokens import token_info
-from api.server import DeadlineH11Protocol
+from api.server import DeadlineHttpProtocol
 from shared.config import Settings, load_settings
 from shared.db import open_async_pool
 from shared.logs import configure_logging
@@ -76,5 +76,5 @@ def app_from_env() -> Starlette:
     """uvicorn factory: `uvicorn --factory api.app:app_from_env`."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, component="api")
-    DeadlineH11Protocol.header_timeout = settings.request_timeout_seconds
+    DeadlineHttpProtocol.header_timeout = settings.request_timeout_seconds
     return create_app(settings)

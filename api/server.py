@@ -1,9 +1,9 @@
-"""Serving the ingress with uvicorn, with a deadline on request headers.
+"""Serving the ingress with uvicorn (httptools, uvloop), with a deadline on request headers.
 
 uvicorn times out idle keep-alive connections but not a client that trickles its request headers
-(slowloris). This protocol gives every request `header_timeout` seconds from the moment the server
-starts waiting for it until its headers are complete, then closes the connection. Each connection
-costs the event loop nothing while it waits, so slow clients never hold up the others.
+(slowloris). This protocol gives every request `header_timeout` seconds, from the moment the server
+starts waiting for it until its headers are complete, then closes the connection. A waiting
+connection costs the event loop nothing, so slow clients never hold up the others.
 """
 
 from __future__ import annotations
@@ -11,33 +11,35 @@ from __future__ import annotations
 import asyncio
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shared.config import Settings
 
 
-class DeadlineH11Protocol(H11Protocol):
+class DeadlineHttpProtocol(HttpToolsProtocol):
     header_timeout: float = 10.0
+    _deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._current: object | None = None
-        self._deadline: asyncio.TimerHandle | None = self.loop.call_later(self.header_timeout, self._expire)
+        self._arm()
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.cycle is not None and self.cycle is not self._current:  # a new request's headers are in
-            self._current = self.cycle
-            self._cancel()
+    def on_headers_complete(self) -> None:
+        self._cancel()
+        super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._cancel()
-        self._deadline = self.loop.call_later(self.header_timeout, self._expire)
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this keep-alive connection gets its own deadline
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
         super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._cancel()
+        self._deadline = self.loop.call_later(self.header_timeout, self._expire)
 
     def _cancel(self) -> None:
         if self._deadline is not None:
@@ -46,7 +48,7 @@ class DeadlineH11Protocol(H11Protocol):
 
     def _expire(self) -> None:
         self._deadline = None
-        if self.cycle is self._current and not self.transport.is_closing():
+        if not self.transport.is_closing():
             self.transport.close()
 
 
@@ -61,7 +63,8 @@ def serve(settings: Settings) -> None:
         workers=settings.api_workers,
         log_level=settings.log_level.lower(),
         access_log=False,
-        http=DeadlineH11Protocol,
-        h11_max_incomplete_event_size=64 * 1024,
+        http=DeadlineHttpProtocol,
+        loop="uvloop",
+        backlog=4096,
         timeout_graceful_shutdown=int(settings.drain_seconds),
     )

@@ -162,7 +162,7 @@ class LiveServer:
         import uvicorn
 
         from api.app import create_app
-        from api.server import DeadlineH11Protocol
+        from api.server import DeadlineHttpProtocol
 
         self.port = free_port(19402)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -171,11 +171,10 @@ class LiveServer:
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
-            http=DeadlineH11Protocol,
-            h11_max_incomplete_event_size=64 * 1024,
+            http=DeadlineHttpProtocol,
             access_log=False,
         )
-        DeadlineH11Protocol.header_timeout = settings.request_timeout_seconds
+        DeadlineHttpProtocol.header_timeout = settings.request_timeout_seconds
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="live-api")
 

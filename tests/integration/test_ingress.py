@@ -74,8 +74,6 @@ def _valid(client: TestClient, token: str, quantity: int = 1, **kw: Any) -> str:
     return sign_payment(ask_price(client, token, quantity), BUYER.key.hex(), chain_id=CHAIN_ID, **kw)
 
 
-
-
 def with_signature(header: str, change: Callable[[bytes], str]) -> str:
     """The same payment with its signature rewritten by `change` (bytes → new 0x string)."""
 
