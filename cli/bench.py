@@ -5,14 +5,17 @@ Numbers live here, never in tests. Signing happens before the clock starts.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import typer
 
 from cli.buyer import answer_402
+from cli.devnet.paths import DEVNET_FILE, PROJECT_ROOT
 
 app = typer.Typer(help="Benchmarks against the running dev environment.", no_args_is_help=True)
 
@@ -88,3 +91,36 @@ def settle(quantity: int = typer.Option(10, help="Mints in the purchase.")) -> N
                 return
             time.sleep(0.02)
     raise typer.Exit(1)
+
+
+@app.command("ingress")
+def ingress() -> None:
+    """202 throughput and latency at 1, 16 and 1,000 connections (wrk), against /healthz."""
+    from cli import bench_ingress
+    from cli.dev import SUPERVISORD_CONF, dev_state
+
+    state = dev_state()
+    supervisorctl = [str(PROJECT_ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(SUPERVISORD_CONF)]
+    bench_ingress.ingress(state, bench_token(state), supervisorctl)
+
+
+def bench_token(state: dict[str, Any]) -> str:
+    """A MintToken just for benchmarks (a billion mints), deployed and registered once per dev chain."""
+    from cli.devnet import anvil, deploy
+    from shared import chain
+
+    if state.get("bench_token"):
+        return str(state["bench_token"])
+    w3 = chain.connect(state["rpc_url"])
+    token = deploy.deploy_token(
+        w3,
+        anvil.dev_account(anvil.DEPLOYER).address,
+        state["usdc"]["address"],
+        minter=anvil.dev_account(anvil.MINT_RELAYER).address,
+        symbol="BENCH",
+        max_mint_count=10**9,
+    )
+    deploy.register_token(state["database_url"], deploy.read_token(w3, token.address))
+    state["bench_token"] = token.address
+    DEVNET_FILE.write_text(json.dumps(state, indent=2) + "\n")
+    return token.address

@@ -25,6 +25,7 @@ ENV_FILE = DEV_DIR / "dev.env"
 ANVIL_PID = DEV_DIR / "anvil.pid"
 DEFAULT_API_PORT = 8402
 DEFAULT_RPC_PORT = 8545
+API_WORKERS = max(1, min(4, os.cpu_count() or 1))  # one uvicorn worker per core
 BUYER_FUNDS = 1_000_000 * 10**6  # 1M test USDC each
 
 
@@ -120,6 +121,7 @@ def up(
                 "CHAIN_ID": chain_id,
                 "API_HOST": "127.0.0.1",
                 "API_PORT": api_port,
+                "API_WORKERS": API_WORKERS,
                 "PAYMENT_RELAYER_KEY": payment_relayer.key.hex(),
                 "MINT_RELAYER_KEY": mint_relayer.key.hex(),
                 "LOG_FORMAT": "json",

@@ -117,3 +117,10 @@ UPDATE payment_queue
        locked_until = NULL, last_error = 'requeued by an operator', updated_at = now()
  WHERE id = %(id)s AND status = 'failed'
 RETURNING id;
+
+-- name: fail_benchmark_payments
+-- `x402-mint bench ingress`: its buyers hold no USDC, so their payments could never move money;
+-- they end failed (what payment-sender's pre-flight would conclude), releasing their reservations.
+UPDATE payment_queue
+   SET status = 'failed', error = 'benchmark payment: the buyer holds no USDC; never sent', updated_at = now()
+ WHERE token_address = %(token)s AND status = 'pending';
