@@ -124,3 +124,13 @@ def bench_token(state: dict[str, Any]) -> str:
     state["bench_token"] = token.address
     DEVNET_FILE.write_text(json.dumps(state, indent=2) + "\n")
     return token.address
+
+
+@app.command("growth")
+def growth(rows: int = typer.Option(1_000_000, help="Finished payments (and mints) to add.")) -> None:
+    """Claim and status query times on live work alone, then with a million finished rows."""
+    from cli import bench_growth
+    from cli.dev import dev_state
+
+    server = dev_state()["database_url"].rsplit("/", 1)[0] + "/postgres"
+    bench_growth.growth(server, rows)

@@ -24,6 +24,7 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(bench.app, name="bench")
 app.command("stats")(ops.stats)
 app.command("requeue")(ops.requeue)
+app.command("archive")(ops.archive)
 app.command("demo")(demo.demo)
 
 

@@ -76,3 +76,21 @@ def requeue(item_id: str = typer.Argument(..., help="A payment id, or a mint id 
         typer.echo(f"nothing to requeue: {item_id} is not a failed payment nor has failed mints", err=True)
         raise typer.Exit(1)
     typer.echo(f"requeued {len(payments)} payment(s) and {len(mints)} mint(s)")
+
+
+def archive(
+    older_than_days: int = typer.Option(30, "--older-than-days", help="Only rows finished this long ago."),
+    batch: int = typer.Option(5000, help="Payments moved per transaction."),
+) -> None:
+    """Move finished payments (and their mints) older than the cut-off to the archive tables."""
+    total = 0
+    with psycopg.connect(load_settings().database_url) as conn:
+        while True:
+            with conn.transaction():
+                moved = len(
+                    conn.execute(q("archive_finished"), {"days": older_than_days, "limit": batch}).fetchall()
+                )
+            total += moved
+            if moved < batch:
+                break
+    typer.echo(f"archived {total} finished payment(s) older than {older_than_days} day(s), with their mints")

@@ -1,0 +1,21 @@
+-- name: archive_finished
+-- operator (`x402-mint archive`): move up to %(limit)s finished payments older than the cut-off, and
+-- their mints, to the archive tables, in one transaction. A completed payment moves only when every
+-- one of its mints is finished, so nothing still in flight ever leaves the live tables.
+WITH done AS (
+    SELECT p.id FROM payment_queue p
+     WHERE p.status IN ('completed', 'failed') AND p.processed_at < now() - make_interval(days => %(days)s)
+       AND NOT EXISTS (SELECT 1 FROM mint_queue m WHERE m.payment_id = p.id
+                        AND m.status NOT IN ('completed', 'failed'))
+     ORDER BY p.processed_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), moved_mints AS (
+    DELETE FROM mint_queue m USING done WHERE m.payment_id = done.id RETURNING m.*
+), kept_mints AS (
+    INSERT INTO mint_queue_archive SELECT * FROM moved_mints RETURNING 1
+), moved AS (
+    DELETE FROM payment_queue p USING done WHERE p.id = done.id
+    RETURNING p.*
+)
+INSERT INTO payment_queue_archive SELECT * FROM moved RETURNING id;
