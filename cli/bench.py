@@ -134,3 +134,18 @@ def growth(rows: int = typer.Option(1_000_000, help="Finished payments (and mint
 
     server = dev_state()["database_url"].rsplit("/", 1)[0] + "/postgres"
     bench_growth.growth(server, rows)
+
+
+@app.command("e2e")
+def e2e(
+    payments: int = typer.Option(3000, help="Purchases to make."),
+    buyers: int = typer.Option(400, help="Funded buyer wallets (each has at most 10 open payments)."),
+    mixed: bool = typer.Option(False, help="Quantities 1-10 instead of 1."),
+    block_time: int = typer.Option(1, help="Seconds per block while it runs."),
+) -> None:
+    """Purchases through the HTTP ingress until every mint is on chain: rates, latencies, gas."""
+    from cli import bench_e2e
+    from cli.dev import dev_state
+
+    state = dev_state()
+    bench_e2e.e2e(state, bench_token(state), payments, buyers, mixed, block_time)

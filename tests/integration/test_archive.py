@@ -1,0 +1,64 @@
+"""`x402-mint archive` moves finished payments and their mints out of the live queues, never work
+still in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.app import create_app
+from cli.devnet import anvil
+from cli.main import app
+from shared.config import Settings
+from tests.integration.conftest import Deployment
+from tests.integration.helpers import buy
+from tests.integration.stages import Stages, finished, query
+
+pytestmark = pytest.mark.chain
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_archive_moves_finished_rows_only(
+    client: TestClient, settings: Settings, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stages = Stages(settings)
+    try:
+        done = buy(client, deployment.token.address, anvil.dev_account(12).key.hex(), 2)
+        stages.run_until(lambda: finished(settings, done))
+    finally:
+        stages.close()
+    in_flight = buy(client, deployment.token.address, anvil.dev_account(12).key.hex(), 1)  # still pending
+    query(
+        settings,
+        "UPDATE payment_queue SET processed_at = now() - interval '40 days' WHERE id = ANY(%s) RETURNING id",
+        [done, in_flight],
+    )
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    result = CliRunner().invoke(app, ["archive", "--older-than-days", "30"])
+    assert result.exit_code == 0, result.output
+    assert query(settings, "SELECT 1 FROM payment_queue WHERE id = %s", done) == []
+    assert query(settings, "SELECT count(*) AS n FROM mint_queue WHERE payment_id = %s", done)[0]["n"] == 0
+    (archived,) = query(
+        settings, "SELECT status::text AS status FROM payment_queue_archive WHERE id = %s", done
+    )
+    assert archived["status"] == "completed"
+    assert (
+        query(settings, "SELECT count(*) AS n FROM mint_queue_archive WHERE payment_id = %s", done)[0]["n"]
+        == 2
+    )
+    assert (
+        query(settings, "SELECT 1 FROM payment_queue WHERE id = %s", in_flight) != []
+    )  # not finished: stays
+    query(
+        settings,
+        "UPDATE payment_queue SET status = 'failed', error = 'test cleanup' WHERE id = %s RETURNING id",
+        in_flight,
+    )
