@@ -136,7 +136,10 @@ def ingress(state: dict[str, Any], token: str, supervisorctl: list[str]) -> None
                 typer.echo(f"  mint/healthz throughput ratio: {mint_rate / health_rate:.2f}")
         typer.echo(f"API peak RSS (all uvicorn processes): {api_peak_rss_mib(supervisorctl):.0f} MiB")
     finally:
-        with psycopg.connect(state["database_url"]) as conn:
-            failed = conn.execute(q("fail_benchmark_payments"), {"token": token}).rowcount
-        subprocess.run([*supervisorctl, "start", "payment-sender"], capture_output=True)
-        typer.echo(f"marked {failed} benchmark payments failed; payment-sender started again")
+        try:
+            with psycopg.connect(state["database_url"]) as conn:
+                failed = conn.execute(q("fail_benchmark_payments"), {"token": token}).rowcount
+            typer.echo(f"marked {failed} benchmark payments failed")
+        finally:
+            subprocess.run([*supervisorctl, "start", "payment-sender"], capture_output=True)
+            typer.echo("payment-sender started again")
