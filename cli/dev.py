@@ -29,10 +29,15 @@ API_WORKERS = max(1, min(4, os.cpu_count() or 1))  # one uvicorn worker per core
 BUYER_FUNDS = 1_000_000 * 10**6  # 1M test USDC each
 
 
-def _database_url() -> str:
+def _database_url(new_chain: bool) -> str:
+    """DATABASE_URL, else the local cluster's x402_mint database — made anew with a new chain, since
+    what it holds (payments, nonces, transactions) belonged to the chain that is gone."""
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
-    return postgres.ensure_database(postgres.ensure_running(), "x402_mint")
+    server = postgres.ensure_running()
+    if new_chain:
+        postgres.drop_database(server, "x402_mint")
+    return postgres.ensure_database(server, "x402_mint")
 
 
 def _ensure_chain(chain_id: int, block_time: float | None, rpc_port: int) -> str:
@@ -100,9 +105,10 @@ def up(
 ) -> None:
     """Start (or reuse) anvil, PostgreSQL, the contracts and all four programs. Safe to run twice."""
     (DEV_DIR / "logs").mkdir(parents=True, exist_ok=True)
-    database_url = _database_url()
-    migrate(database_url)
+    new_chain = anvil.answers(f"http://127.0.0.1:{rpc_port}") is None
     rpc_url = _ensure_chain(chain_id, block_time or None, rpc_port)
+    database_url = _database_url(new_chain)
+    migrate(database_url)
     w3 = chain.connect(rpc_url)
     state = json.loads(DEVNET_FILE.read_text()) if DEVNET_FILE.exists() else {}
     if not _deployed(w3, state) or state.get("database_url") != database_url:

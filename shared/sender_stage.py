@@ -22,6 +22,7 @@ from shared.runtime import Runtime
 
 log = structlog.get_logger()
 UPKEEP_BATCH = 20
+GAP_FILL_BATCH = 50
 
 
 class RelayerOutOfFunds(RuntimeError):
@@ -119,6 +120,59 @@ class SenderStage:
             raise RelayerOutOfFunds(f"relayer {self.address} has {balance} wei, needs {need} for this batch")
 
     def upkeep(self) -> int:
+        """Fill nonce gaps, then re-sign this relayer's stuck transactions with bumped fees."""
+        return self.fill_nonce_gaps() + self.bump_stuck()
+
+    def fill_nonce_gaps(self) -> int:
+        """Nonces between the chain's mined count and our lowest open transaction that have no stored
+        transaction would jam everything after them: fill each with a 0-value transfer to ourselves."""
+        with self.rt.pool.connection() as conn:
+            row = conn.execute(
+                q("lowest_open_nonce"), {"chain_id": self.settings.chain_id, "address": self.address}
+            ).fetchone()
+            conn.rollback()
+        if row is None or row["nonce"] is None:
+            return 0
+        mined = int(self.rt.w3.eth.get_transaction_count(Web3.to_checksum_address(self.address), "latest"))
+        low, high = mined, min(int(row["nonce"]), mined + GAP_FILL_BATCH)
+        if low >= high:
+            return 0
+        outgoing: list[Outgoing] = []
+        fees = chain.quote_fees(self.rt.w3)
+        with self.rt.pool.connection() as conn, conn.transaction():
+            stored = {
+                r["nonce"]
+                for r in conn.execute(
+                    q("stored_nonces_between"),
+                    {"chain_id": self.settings.chain_id, "address": self.address, "low": low, "high": high},
+                )
+            }
+            for nonce in sorted(set(range(low, high)) - stored):
+                signed = chain.sign(
+                    self.relayer,
+                    chain_id=self.settings.chain_id,
+                    nonce=nonce,
+                    to=self.address,
+                    data=b"",
+                    gas=21_000,
+                    fees=fees,
+                )
+                chain_tx_id = txstore.store_signed(
+                    conn,
+                    chain_id=self.settings.chain_id,
+                    from_address=self.address,
+                    purpose="filler",
+                    signed=signed,
+                )
+                outgoing.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, nonce))
+        if outgoing:
+            log.warning(
+                "nonce_gap_filled", stage=self.name, relayer=self.address, nonces=[o.nonce for o in outgoing]
+            )
+        broadcast_stored(self.rt, outgoing, "filler_tx_broadcast")
+        return len(outgoing)
+
+    def bump_stuck(self) -> int:
         """Re-sign this relayer's stuck transactions with bumped fees (a new attempt, same nonce)."""
         market: Fees | None = None
         outgoing: list[Outgoing] = []

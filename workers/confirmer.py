@@ -159,8 +159,10 @@ class Confirmer:
                 is None
             ):
                 return 0
-            query = "replan_payments" if tx["purpose"] == "payment" else "replan_mints"
-            rows = conn.execute(q(query), {"chain_tx_id": tx["id"], "error": reason}).fetchall()
+            query = {"payment": "replan_payments", "mint": "replan_mints"}.get(tx["purpose"])
+            rows = (
+                conn.execute(q(query), {"chain_tx_id": tx["id"], "error": reason}).fetchall() if query else []
+            )
         log.warning(
             "work_replanned",
             chain_tx_id=tx["id"],
@@ -215,9 +217,9 @@ class Confirmer:
         ).fetchone()
         if won is None:
             return 0  # another confirmer settled it first
-        if decision is None:
+        if tx["purpose"] == "mint":
             self._settle_mints(conn, tx["id"], tx_hash, receipt)
-        else:
+        elif decision is not None:  # a payment (a nonce filler carries no work)
             for payment_id, outcome in decision.items():
                 self._settle_payment(conn, tx, tx_hash, payment_id, outcome)
         return 1

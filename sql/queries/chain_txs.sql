@@ -118,3 +118,12 @@ UPDATE chain_txs
        nonce_used_seen_at = NULL, last_error = 'revived: its receipt appeared after it was declared dropped'
  WHERE id = %(id)s AND state = 'dropped'
 RETURNING id;
+
+-- name: lowest_open_nonce
+-- a sender's upkeep: its lowest nonce with a transaction not yet settled, if any.
+SELECT min(nonce) AS nonce FROM chain_txs
+ WHERE state = 'unconfirmed' AND NOT external AND chain_id = %(chain_id)s AND from_address = %(address)s;
+
+-- name: stored_nonces_between
+SELECT nonce FROM chain_txs
+ WHERE chain_id = %(chain_id)s AND from_address = %(address)s AND nonce >= %(low)s AND nonce < %(high)s;

@@ -192,3 +192,23 @@ def test_nonce_too_low_on_send_lines_the_stored_nonce_up_with_the_chain(
     stages.run_until(lambda: finished(fast, payment_id))
     row = payment(fast, payment_id)
     assert row["state"] == "completed" and row["minted"] == 1
+
+
+def test_an_allocated_nonce_with_no_stored_transaction_is_filled(
+    client: TestClient, stages: Stages, fast: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    # Nonces handed out with nothing stored behind them (a restored backup, a reset chain).
+    query(
+        fast,
+        "UPDATE relayer_nonces SET next_nonce = next_nonce + 3 WHERE address = %s RETURNING next_nonce",
+        stages.payment.address,
+    )
+    payment_id = buy(client, deployment.token.address, BUYER.key.hex(), 1)
+    stages.run_until(lambda: finished(fast, payment_id))
+    assert payment(fast, payment_id)["state"] == "completed"
+    fillers = query(
+        fast,
+        "SELECT state::text AS state FROM chain_txs WHERE purpose = 'filler' AND from_address = %s",
+        stages.payment.address,
+    )
+    assert len(fillers) >= 3 and {f["state"] for f in fillers} == {"confirmed"}
