@@ -67,6 +67,7 @@ def e2e(state: dict[str, Any], token: str, payments: int, buyers: int, mixed: bo
                         raise RuntimeError(f"unexpected {reply.status_code}: {reply.text}")
             _wait(state["database_url"], ids, sum(quantities))
         finally:
+            w3.provider.make_request("evm_setIntervalMining", [0])  # type: ignore[arg-type]
             w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
     _report(state["database_url"], ids, started, mixed)
 

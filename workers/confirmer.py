@@ -30,6 +30,8 @@ from shared.settlement import AuthorizationState, Outcome, authorization_outcome
 
 log = structlog.get_logger()
 RECHECK_SECONDS = 0.5
+# Just broadcast: its receipt may be a moment away (a node serves it shortly after it accepted it).
+FRESH_SECONDS, FRESH_RECHECK_SECONDS = 2.0, 0.05
 ERROR_RECHECK_SECONDS = 2.0
 DROP_GRACE_SECONDS = 5.0
 
@@ -102,9 +104,11 @@ class Confirmer:
         """The nonce is used and no attempt of ours has a receipt: once that has held for the grace
         period, a transaction that is not ours took the nonce, and the work goes back to be re-sent."""
         with self.rt.pool.connection() as conn, conn.transaction():
-            row = conn.execute(q("note_nonce_used"), {"id": tx["id"], "delay": RECHECK_SECONDS}).fetchone()
+            row = conn.execute(
+                q("note_nonce_used"), {"id": tx["id"], "delay": FRESH_RECHECK_SECONDS}
+            ).fetchone()
         if row is None or row["seconds"] < DROP_GRACE_SECONDS:
-            self.wake_after = RECHECK_SECONDS
+            self.wake_after = FRESH_RECHECK_SECONDS  # most often the receipt is only a moment away
             return 0
         return self._replan(tx, "dropped", f"nonce {tx['nonce']} was used by a transaction that is not ours")
 
@@ -143,7 +147,9 @@ class Confirmer:
             hashes = [a["hash"] for a in tx["attempts"]]
             stored = Outgoing(tx["id"], bytes(tx["latest_raw_tx"]), hashes[-1], tx["nonce"])
             broadcast_stored(self.rt, [stored], "tx_rebroadcast")
-        self._recheck(tx)
+        last = tx["last_broadcast_at"]
+        fresh = last is not None and (datetime.now(UTC) - last).total_seconds() < FRESH_SECONDS
+        self._recheck(tx, delay=FRESH_RECHECK_SECONDS if fresh else RECHECK_SECONDS)
 
     def _rebroadcast_due(self, tx: dict[str, Any]) -> bool:
         now = datetime.now(UTC)
