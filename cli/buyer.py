@@ -34,10 +34,10 @@ def _sign(
     private_key: str,
     chain_id: int,
     *,
-    nonce: bytes | None,
-    valid_after: int | None,
-    valid_before: int | None,
-    value: int | None,
+    nonce: bytes | None = None,
+    valid_after: int | None = None,
+    valid_before: int | None = None,
+    value: int | None = None,
     recipient: str | None = None,
     salt: bytes | None = None,
 ) -> tuple[Authorization, bytes]:
@@ -61,28 +61,13 @@ def sign_payment(
     private_key: str,
     *,
     chain_id: int | None = None,
-    nonce: bytes | None = None,
-    valid_after: int | None = None,
-    valid_before: int | None = None,
-    value: int | None = None,
     network: str | None = None,
-    recipient: str | None = None,
-    salt: bytes | None = None,
+    **options: Any,
 ) -> str:
-    """v1: sign what the `accepts` entry asks; return the X-PAYMENT header value."""
+    """v1: sign what the `accepts` entry asks; return the X-PAYMENT header value. `options` override
+    what is signed (nonce, valid_after, valid_before, value) or bind a recipient (recipient, salt)."""
     chain = chain_id if chain_id is not None else _chain_id(accept["network"])
-    auth, signature = _sign(
-        accept,
-        int(accept["maxAmountRequired"]),
-        private_key,
-        chain,
-        nonce=nonce,
-        valid_after=valid_after,
-        valid_before=valid_before,
-        value=value,
-        recipient=recipient,
-        salt=salt,
-    )
+    auth, signature = _sign(accept, int(accept["maxAmountRequired"]), private_key, chain, **options)
     return encode_payment_header(ExactEvmPayment(1, "exact", network or accept["network"], signature, auth))
 
 
@@ -92,33 +77,18 @@ def sign_payment_v2(
     *,
     index: int = 0,
     chain_id: int | None = None,
-    nonce: bytes | None = None,
-    valid_after: int | None = None,
-    valid_before: int | None = None,
-    value: int | None = None,
     accepted: dict[str, Any] | None = None,
-    recipient: str | None = None,
-    salt: bytes | None = None,
+    **options: Any,
 ) -> str:
     """v2: sign the `accepts[index]` of a PAYMENT-REQUIRED header (or its decoded object); return the
-    PAYMENT-SIGNATURE header value. `accepted` overrides what is echoed back (for hostile tests)."""
+    PAYMENT-SIGNATURE header value. `accepted` overrides what is echoed back (for hostile tests);
+    `options` as for sign_payment."""
     required = (
         decode_payment_required(payment_required) if isinstance(payment_required, str) else payment_required
     )
     accept = required["accepts"][index]
     chain = chain_id if chain_id is not None else _chain_id(accept["network"])
-    auth, signature = _sign(
-        accept,
-        int(accept["amount"]),
-        private_key,
-        chain,
-        nonce=nonce,
-        valid_after=valid_after,
-        valid_before=valid_before,
-        value=value,
-        recipient=recipient,
-        salt=salt,
-    )
+    auth, signature = _sign(accept, int(accept["amount"]), private_key, chain, **options)
     echoed = accepted if accepted is not None else accept
     payment = ExactEvmPayment(
         2,
