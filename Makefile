@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install demo stop test lint unit integration chaos clean
+.PHONY: install demo stop test lint unit integration chaos bench clean
 
 install: $(VENV)/.installed node_modules/.installed .dev/.postgres-binaries
 
@@ -55,3 +55,14 @@ clean: stop
 # A longer chaos run than the suite's (sized by CHAOS_PAYMENTS, default 1000 here).
 chaos: install
 	CHAOS_PAYMENTS=$${CHAOS_PAYMENTS:-1000} $(BIN)/pytest tests/integration/test_chaos.py -s -p no:cacheprovider
+
+# Benchmarks against the running dev environment (started if needed). Figures, not tests.
+bench: install
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	bin/x402-mint dev up
+	bin/x402-mint bench latency
+	bin/x402-mint bench settle
+	bin/x402-mint bench ingress
+	bin/x402-mint bench e2e
+	bin/x402-mint bench e2e --mixed --payments 1000
+	bin/x402-mint bench growth
