@@ -20,6 +20,8 @@ async def payment_status(request: Request) -> Response:
         )
     async with request.app.state.pool.connection() as conn:
         row = await (await conn.execute(q("payment_by_id"), {"id": payment_id})).fetchone()
+        if row is None:  # finished long ago and archived: still answerable
+            row = await (await conn.execute(q("archived_payment_by_id"), {"id": payment_id})).fetchone()
     if row is None:
         return rejection(404, "unknown_payment", "no payment has this id")
     mints = [

@@ -19,3 +19,13 @@ WITH done AS (
     RETURNING p.*
 )
 INSERT INTO payment_queue_archive SELECT * FROM moved RETURNING id;
+
+-- name: archived_payment_by_id
+-- api: a payment no longer in the live queue (moved by `x402-mint archive`), in the same shape.
+SELECT p.id, p.status, p.tx_hash, p.payer, p.recipient, p.token_address, p.quantity, p.amount, p.error,
+       coalesce(
+         (SELECT json_agg(json_build_object('id', m.id, 'mintId', m.mint_id, 'status', m.status,
+                                            'tx_hash', m.tx_hash) ORDER BY m.mint_index)
+            FROM mint_queue_archive m WHERE m.payment_id = p.id), '[]'::json) AS mints
+  FROM payment_queue_archive p
+ WHERE p.id = %(id)s;
