@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from eth_account.signers.local import LocalAccount
+from psycopg import Connection
 from web3 import Web3
 
 from shared import chain, nonces, txstore
@@ -104,6 +105,26 @@ class SenderStage:
         """Do the chain work for claimed rows; every write is a compare-and-set on `claim_token`."""
         raise NotImplementedError
 
+    def sign_and_store(
+        self,
+        conn: Connection[Any],
+        *,
+        nonce: int,
+        to: str,
+        data: str | bytes,
+        gas: int,
+        fees: Fees,
+        purpose: str,
+    ) -> tuple[int, chain.SignedTx]:
+        """Sign a new transaction at `nonce` and store it (write-ahead, in the caller's transaction)."""
+        signed = chain.sign(
+            self.relayer, chain_id=self.settings.chain_id, nonce=nonce, to=to, data=data, gas=gas, fees=fees
+        )
+        chain_tx_id = txstore.store_signed(
+            conn, chain_id=self.settings.chain_id, from_address=self.address, purpose=purpose, signed=signed
+        )
+        return chain_tx_id, signed
+
     def send(self, outgoing: list[Outgoing], event: str) -> None:
         """Broadcast transactions just stored; a "nonce too low" means the key was used elsewhere, so the
         stored next nonce is lined up with the chain again (the confirmer re-plans the lost ones)."""
@@ -148,21 +169,8 @@ class SenderStage:
                 )
             }
             for nonce in sorted(set(range(low, high)) - stored):
-                signed = chain.sign(
-                    self.relayer,
-                    chain_id=self.settings.chain_id,
-                    nonce=nonce,
-                    to=self.address,
-                    data=b"",
-                    gas=21_000,
-                    fees=fees,
-                )
-                chain_tx_id = txstore.store_signed(
-                    conn,
-                    chain_id=self.settings.chain_id,
-                    from_address=self.address,
-                    purpose="filler",
-                    signed=signed,
+                chain_tx_id, signed = self.sign_and_store(
+                    conn, nonce=nonce, to=self.address, data=b"", gas=21_000, fees=fees, purpose="filler"
                 )
                 outgoing.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, nonce))
         if outgoing:

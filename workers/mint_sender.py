@@ -15,7 +15,7 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from shared import chain, nonces, txstore
+from shared import chain, nonces
 from shared.broadcaster import Outgoing
 from shared.queries import q
 from shared.runtime import Runtime
@@ -79,21 +79,8 @@ class MintSender(SenderStage):
                     ],
                 )
                 gas = self.settings.mint_gas_base + self.settings.mint_gas_per_item * len(batch)
-                signed = chain.sign(
-                    self.relayer,
-                    chain_id=self.settings.chain_id,
-                    nonce=nonce,
-                    to=token_address,
-                    data=str(data),
-                    gas=gas,
-                    fees=fees,
-                )
-                chain_tx_id = txstore.store_signed(
-                    conn,
-                    chain_id=self.settings.chain_id,
-                    from_address=self.address,
-                    purpose="mint",
-                    signed=signed,
+                chain_tx_id, signed = self.sign_and_store(
+                    conn, nonce=nonce, to=token_address, data=str(data), gas=gas, fees=fees, purpose="mint"
                 )
                 conn.execute(
                     q("mark_mints_sent"),

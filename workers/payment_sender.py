@@ -129,21 +129,14 @@ class PaymentSender(SenderStage):
                 first = nonces.allocate(conn, self.settings.chain_id, self.address, len(owned))
                 by_id = {r["id"]: r for r in rows}
                 for offset, payment_id in enumerate(owned):
-                    signed = chain.sign(
-                        self.relayer,
-                        chain_id=self.settings.chain_id,
+                    chain_tx_id, signed = self.sign_and_store(
+                        conn,
                         nonce=first + offset,
                         to=by_id[payment_id]["asset"],
                         data=calls[payment_id],
                         gas=self.settings.payment_gas_limit,
                         fees=fees,
-                    )
-                    chain_tx_id = txstore.store_signed(
-                        conn,
-                        chain_id=self.settings.chain_id,
-                        from_address=self.address,
                         purpose="payment",
-                        signed=signed,
                     )
                     conn.execute(
                         q("mark_payment_sent"),
