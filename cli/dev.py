@@ -110,6 +110,7 @@ def up(
     database_url = _database_url(new_chain)
     migrate(database_url)
     w3 = chain.connect(rpc_url)
+    deploy.install_multicall3(w3)
     state = json.loads(DEVNET_FILE.read_text()) if DEVNET_FILE.exists() else {}
     if not _deployed(w3, state) or state.get("database_url") != database_url:
         typer.echo("deploying TestUSDC and MintToken ...")

@@ -6,11 +6,14 @@ Every variable is listed in docs/configuration.md; this module is the only place
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
+
+from shared.multicall import CANONICAL_ADDRESS as CANONICAL_MULTICALL3
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 
@@ -56,6 +59,15 @@ def _versions(raw: str) -> tuple[int, ...]:
     return versions
 
 
+def _aggregator(raw: str) -> str:
+    value = raw.strip().lower() or CANONICAL_MULTICALL3
+    if value in ("none", "off"):
+        return ""
+    if not re.fullmatch(r"0x[0-9a-f]{40}", value):
+        raise ConfigError(f"MULTICALL3_ADDRESS must be an address, or 'none', got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class StageSettings:
     """How one stage polls: how many rows a claim takes, and the idle wait between empty polls."""
@@ -97,6 +109,8 @@ class Settings:
     retry_cap_seconds: float = 30.0
     max_mint_attempts: int = 5
     payment_gas_limit: int = 150_000
+    payment_aggregator: str = CANONICAL_MULTICALL3  # "" = one transaction per payment
+    payment_aggregate_size: int = 50
     mint_gas_base: int = 60_000
     mint_gas_per_item: int = 80_000
     rpc_timeout_seconds: float = 10.0
@@ -158,6 +172,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_cap_seconds=_float(e, "RETRY_CAP_SECONDS", 30.0),
         max_mint_attempts=_int(e, "MAX_MINT_ATTEMPTS", 5),
         payment_gas_limit=_int(e, "PAYMENT_GAS_LIMIT", 150_000),
+        payment_aggregator=_aggregator(e.get("MULTICALL3_ADDRESS", CANONICAL_MULTICALL3)),
+        payment_aggregate_size=_int(e, "PAYMENT_AGGREGATE_SIZE", 50),
         mint_gas_base=_int(e, "MINT_GAS_BASE", 60_000),
         mint_gas_per_item=_int(e, "MINT_GAS_PER_ITEM", 80_000),
         rpc_timeout_seconds=_float(e, "RPC_TIMEOUT_SECONDS", 10.0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from eth_abi.abi import decode
+from eth_abi.exceptions import DecodingError
 from eth_hash.auto import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError
 
@@ -17,6 +19,7 @@ _SELECTORS = {"0x" + keccak(sig.encode())[:4].hex(): sig.split("(")[0] for sig i
 
 # Reasons that mean the authorization itself can never move the money (as opposed to a passing fault).
 AUTHORIZATION_USED = "authorization is used or canceled"
+_ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 
 
 def revert_reason(exc: ContractLogicError) -> str:
@@ -28,3 +31,14 @@ def revert_reason(exc: ContractLogicError) -> str:
             return name
     message = str(exc.message or exc)
     return message.removeprefix("execution reverted: ").strip() or "reverted"
+
+
+def reason_from_return_data(data: bytes) -> str:
+    """The same words for a failed call inside a multicall, from the call's raw return data."""
+    if data[:4] == _ERROR_STRING:
+        try:
+            (message,) = decode(["string"], data[4:])
+        except (DecodingError, UnicodeDecodeError, ValueError):
+            return "reverted"
+        return str(message).strip() or "reverted"
+    return _SELECTORS.get("0x" + data[:4].hex(), "reverted") if len(data) >= 4 else "reverted"

@@ -20,13 +20,11 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
-from shared import txstore
+from shared import outcomes
 from shared.broadcaster import Outgoing, broadcast_stored
-from shared.mint_ids import mint_id
-from shared.mint_logs import mint_results
 from shared.queries import q
 from shared.runtime import Runtime
-from shared.settlement import AuthorizationState, Outcome, authorization_outcome, paid_in_logs
+from shared.settlement import Outcome, authorization_outcome, paid_in_logs
 
 log = structlog.get_logger()
 RECHECK_SECONDS = 0.5
@@ -224,116 +222,12 @@ class Confirmer:
         if won is None:
             return 0  # another confirmer settled it first
         if tx["purpose"] == "mint":
-            self._settle_mints(conn, tx["id"], tx_hash, receipt)
+            outcomes.settle_mints(
+                conn, tx["id"], tx_hash, receipt, max_attempts=self.settings.max_mint_attempts
+            )
         elif decision is not None:  # a payment (a nonce filler carries no work)
-            for payment_id, outcome in decision.items():
-                self._settle_payment(conn, tx, tx_hash, payment_id, outcome)
+            outcomes.settle_payments(conn, tx, tx_hash, decision)
         return 1
-
-    def _settle_payment(
-        self,
-        conn: Connection[Any],
-        tx: dict[str, Any],
-        tx_hash: str,
-        payment_id: str,
-        outcome: Outcome | None,
-    ) -> None:
-        ids = {"chain_tx_id": tx["id"], "id": payment_id}
-        if outcome is None:
-            for p in conn.execute(
-                q("complete_payment"), {"chain_tx_id": tx["id"], "tx_hash": tx_hash}
-            ).fetchall():
-                nonce = bytes.fromhex(p["nonce"][2:])
-                mint_ids = [
-                    "0x" + mint_id(p["token_address"], p["asset"], p["payer"], nonce, i).hex()
-                    for i in range(p["quantity"])
-                ]
-                conn.execute(
-                    q("insert_mints"),
-                    {
-                        "payment_id": p["id"],
-                        "mint_ids": mint_ids,
-                        "token_address": p["token_address"],
-                        "recipient": p["recipient"],
-                    },
-                )
-                log.info("payment_completed", payment_id=str(p["id"]), tx_hash=tx_hash, mints=p["quantity"])
-        elif outcome.state is AuthorizationState.PAID:
-            assert outcome.tx_hash and outcome.sender is not None and outcome.sender_nonce is not None
-            external = txstore.store_external(
-                conn,
-                chain_id=tx["chain_id"],
-                sender=outcome.sender,
-                nonce=outcome.sender_nonce,
-                tx_hash=outcome.tx_hash,
-                purpose="payment",
-            )
-            conn.execute(
-                q("repoint_payment"),
-                {
-                    **ids,
-                    "new_chain_tx_id": external,
-                    "tx_hash": outcome.tx_hash,
-                    "note": f"paid by {outcome.tx_hash}; our {tx_hash} did not pay",
-                },
-            )
-            log.warning(
-                "payment_paid_by_other_tx", payment_id=payment_id, tx_hash=outcome.tx_hash, ours=tx_hash
-            )
-        elif outcome.state is AuthorizationState.UNKNOWN:
-            conn.execute(
-                q("replan_payments"),
-                {"chain_tx_id": tx["id"], "error": "authorization used; settlement not found yet"},
-            )
-        else:
-            error = (
-                "authorization_canceled"
-                if outcome.state is AuthorizationState.CANCELED
-                else f"transferWithAuthorization reverted in {tx_hash}; the money did not move"
-            )
-            conn.execute(
-                q("fail_sent_payment"), {"chain_tx_id": tx["id"], "tx_hash": tx_hash, "error": error}
-            )
-            log.info("payment_failed", payment_id=payment_id, tx_hash=tx_hash, error=error)
-
-    def _settle_mints(
-        self, conn: Connection[Any], chain_tx_id: int, tx_hash: str, receipt: TxReceipt
-    ) -> None:
-        mints = conn.execute(q("mints_of_chain_tx"), {"chain_tx_id": chain_tx_id}).fetchall()
-        minted, refused = mint_results(receipt) if receipt["status"] == 1 else (set(), {})
-        args = {"chain_tx_id": chain_tx_id, "tx_hash": tx_hash}
-        conn.execute(
-            q("complete_sent_mints"), {**args, "ids": [m["id"] for m in mints if m["mint_id"] in minted]}
-        )
-        for m in mints:
-            if m["mint_id"] in refused:
-                conn.execute(q("fail_sent_mints"), {**args, "ids": [m["id"]], "error": refused[m["mint_id"]]})
-        rest = [m for m in mints if m["mint_id"] not in minted and m["mint_id"] not in refused]
-        limit = self.settings.max_mint_attempts
-        conn.execute(
-            q("fail_sent_mints"),
-            {
-                **args,
-                "ids": [m["id"] for m in rest if m["attempts"] >= limit],
-                "error": "mint transaction reverted; retries exhausted",
-            },
-        )
-        conn.execute(
-            q("retry_sent_mints"),
-            {
-                "chain_tx_id": chain_tx_id,
-                "ids": [m["id"] for m in rest if m["attempts"] < limit],
-                "error": f"mint transaction {tx_hash} did not mint it",
-            },
-        )
-        log.info(
-            "mint_tx_settled",
-            chain_tx_id=chain_tx_id,
-            tx_hash=tx_hash,
-            minted=len(minted & {m["mint_id"] for m in mints}),
-            refused=len(refused),
-            retried=len(rest),
-        )
 
 
 def create(runtime: Runtime) -> Confirmer:

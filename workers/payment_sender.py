@@ -14,15 +14,16 @@ from typing import Any
 
 import structlog
 from eth_account.signers.local import LocalAccount
-from eth_typing import HexStr
+from psycopg import Connection
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.exceptions import TransactionNotFound
 
-from shared import chain, nonces, txstore
+from shared import chain, nonces, payment_calls, txstore
 from shared.broadcaster import Outgoing
+from shared.chain import Fees
 from shared.queries import q
 from shared.retry import retry_delay
-from shared.reverts import AUTHORIZATION_USED, revert_reason
+from shared.reverts import AUTHORIZATION_USED
 from shared.runtime import Runtime
 from shared.sender_stage import SenderStage
 from shared.settlement import AuthorizationState, Outcome, authorization_outcome
@@ -45,24 +46,24 @@ class PaymentSender(SenderStage):
     def __init__(self, runtime: Runtime, relayer: LocalAccount) -> None:
         super().__init__(runtime, relayer, runtime.settings.payment_stage)
         self.usdc_abi = runtime.usdc()
+        self.aggregator = runtime.settings.payment_aggregator
 
     def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
-        calls: dict[Any, str] = {}
+        calls = {r["id"]: (r["asset"], payment_calls.transfer_calldata(self.usdc_abi, r)) for r in rows}
+        verdicts = payment_calls.preflight(self.rt.w3, self.relayer.address, calls, self.aggregator)
+        sendable: dict[Any, tuple[str, bytes]] = {}
         failures: dict[Any, str] = {}
         deferred: dict[Any, str] = {}
         paid_elsewhere: dict[Any, Outcome] = {}
         for row in rows:
-            data = self._calldata(row)
-            try:
-                reason = self._preflight(row["asset"], data)
-            except Exception as exc:  # the node did not answer for this one: it waits, the others go on
-                deferred[row["id"]] = f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500]
-                continue
-            if reason is None:
-                calls[row["id"]] = data
-            elif is_transient(reason):
-                deferred[row["id"]] = reason
-            elif AUTHORIZATION_USED in reason:
+            verdict = verdicts[row["id"]]
+            if verdict is None:
+                sendable[row["id"]] = calls[row["id"]]
+            elif isinstance(verdict, payment_calls.Unavailable):
+                deferred[row["id"]] = verdict.error
+            elif is_transient(verdict):
+                deferred[row["id"]] = verdict
+            elif AUTHORIZATION_USED in verdict:
                 try:
                     outcome = self._outcome(row)
                 except Exception as exc:
@@ -75,94 +76,125 @@ class PaymentSender(SenderStage):
                 else:
                     deferred[row["id"]] = f"authorization used; settlement not found ({outcome.state})"
             else:
-                failures[row["id"]] = reason
-        fees = chain.quote_fees(self.rt.w3) if calls else None
+                failures[row["id"]] = verdict
+        fees = chain.quote_fees(self.rt.w3) if sendable else None
         if fees is not None:
-            self.ensure_gas_money(len(calls), self.settings.payment_gas_limit, fees)
-        sent: list[Outgoing] = []
+            self.ensure_gas_money(len(sendable), self.settings.payment_gas_limit, fees)
         with self.rt.pool.connection() as conn, conn.transaction():
-            for payment_id, reason in failures.items():
-                conn.execute(
-                    q("fail_claimed_payment"), {"id": payment_id, "claim_token": claim_token, "error": reason}
-                )
-                log.info("payment_failed_preflight", payment_id=str(payment_id), reason=reason)
-            attempts = {r["id"]: int(r["attempts"]) for r in rows}
-            for payment_id, reason in deferred.items():
-                delay = retry_delay(
-                    attempts[payment_id],
-                    base=self.settings.retry_base_seconds,
-                    cap=self.settings.retry_cap_seconds,
-                )
-                self.wake_after = min(self.wake_after or delay, delay)
-                conn.execute(
-                    q("defer_claimed_payment"),
-                    {"id": payment_id, "claim_token": claim_token, "error": reason, "delay": delay},
-                )
-            for payment_id, outcome in paid_elsewhere.items():
-                assert outcome.tx_hash and outcome.sender and outcome.sender_nonce is not None
-                chain_tx_id = txstore.store_external(
-                    conn,
-                    chain_id=self.settings.chain_id,
-                    sender=outcome.sender,
-                    nonce=outcome.sender_nonce,
-                    tx_hash=outcome.tx_hash,
-                    purpose="payment",
-                )
-                conn.execute(
-                    q("mark_external_payment_sent"),
-                    {
-                        "id": payment_id,
-                        "claim_token": claim_token,
-                        "chain_tx_id": chain_tx_id,
-                        "tx_hash": outcome.tx_hash,
-                    },
-                )
-                log.warning("payment_paid_by_other_tx", payment_id=str(payment_id), tx_hash=outcome.tx_hash)
-            owned = [
-                r["id"]
-                for r in conn.execute(
-                    q("lock_claimed_payments"), {"ids": list(calls), "claim_token": claim_token}
-                ).fetchall()
-            ]
-            if owned:
-                assert fees is not None
-                first = nonces.allocate(conn, self.settings.chain_id, self.address, len(owned))
-                by_id = {r["id"]: r for r in rows}
-                for offset, payment_id in enumerate(owned):
-                    chain_tx_id, signed = self.sign_and_store(
-                        conn,
-                        nonce=first + offset,
-                        to=by_id[payment_id]["asset"],
-                        data=calls[payment_id],
-                        gas=self.settings.payment_gas_limit,
-                        fees=fees,
-                        purpose="payment",
-                    )
-                    conn.execute(
-                        q("mark_payment_sent"),
-                        {
-                            "id": payment_id,
-                            "claim_token": claim_token,
-                            "chain_tx_id": chain_tx_id,
-                            "tx_hash": signed.tx_hash,
-                        },
-                    )
-                    sent.append(
-                        Outgoing(
-                            chain_tx_id,
-                            signed.raw,
-                            signed.tx_hash,
-                            signed.nonce,
-                            {"payment_id": str(payment_id)},
-                        )
-                    )
+            self._record_failures(conn, claim_token, failures)
+            self._record_deferred(conn, claim_token, deferred, {r["id"]: int(r["attempts"]) for r in rows})
+            self._record_paid_elsewhere(conn, claim_token, paid_elsewhere)
+            sent = self._sign_and_store(conn, claim_token, sendable, fees)
         self.send(sent, "payment_tx_broadcast")
+
+    def _sign_and_store(
+        self,
+        conn: Connection[Any],
+        claim_token: uuid.UUID,
+        sendable: dict[Any, tuple[str, bytes]],
+        fees: Fees | None,
+    ) -> list[Outgoing]:
+        """The payments this claim still owns go out in transactions of up to `aggregate_size` calls
+        (one Multicall3 transaction each; a lone payment goes straight to the asset)."""
+        owned = [
+            r["id"]
+            for r in conn.execute(
+                q("lock_claimed_payments"), {"ids": list(sendable), "claim_token": claim_token}
+            ).fetchall()
+        ]
+        if not owned:
+            return []
+        assert fees is not None
+        size = self.settings.payment_aggregate_size if self.aggregator else 1
+        groups = [owned[i : i + size] for i in range(0, len(owned), size)]
+        first = nonces.allocate(conn, self.settings.chain_id, self.address, len(groups))
+        sent: list[Outgoing] = []
+        for offset, group in enumerate(groups):
+            planned = payment_calls.plan(
+                [sendable[p] for p in group],
+                aggregator=self.aggregator,
+                gas_per_call=self.settings.payment_gas_limit,
+            )
+            chain_tx_id, signed = self.sign_and_store(
+                conn,
+                nonce=first + offset,
+                to=planned.to,
+                data=planned.data,
+                gas=planned.gas,
+                fees=fees,
+                purpose="payment",
+            )
+            conn.execute(
+                q("mark_payments_sent"),
+                {
+                    "ids": group,
+                    "claim_token": claim_token,
+                    "chain_tx_id": chain_tx_id,
+                    "tx_hash": signed.tx_hash,
+                },
+            )
+            context = {"payment_id": str(group[0])} if len(group) == 1 else {"payments": len(group)}
+            sent.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, signed.nonce, context))
+        return sent
+
+    def _record_failures(
+        self, conn: Connection[Any], claim_token: uuid.UUID, failures: dict[Any, str]
+    ) -> None:
+        for payment_id, reason in failures.items():
+            conn.execute(
+                q("fail_claimed_payment"), {"id": payment_id, "claim_token": claim_token, "error": reason}
+            )
+            log.info("payment_failed_preflight", payment_id=str(payment_id), reason=reason)
+
+    def _record_deferred(
+        self,
+        conn: Connection[Any],
+        claim_token: uuid.UUID,
+        deferred: dict[Any, str],
+        attempts: dict[Any, int],
+    ) -> None:
+        for payment_id, reason in deferred.items():
+            delay = retry_delay(
+                attempts[payment_id],
+                base=self.settings.retry_base_seconds,
+                cap=self.settings.retry_cap_seconds,
+            )
+            self.wake_after = min(self.wake_after or delay, delay)
+            conn.execute(
+                q("defer_claimed_payment"),
+                {"id": payment_id, "claim_token": claim_token, "error": reason, "delay": delay},
+            )
+
+    def _record_paid_elsewhere(
+        self, conn: Connection[Any], claim_token: uuid.UUID, paid_elsewhere: dict[Any, Outcome]
+    ) -> None:
+        for payment_id, outcome in paid_elsewhere.items():
+            assert outcome.tx_hash and outcome.sender and outcome.sender_nonce is not None
+            chain_tx_id = txstore.store_external(
+                conn,
+                chain_id=self.settings.chain_id,
+                sender=outcome.sender,
+                nonce=outcome.sender_nonce,
+                tx_hash=outcome.tx_hash,
+                purpose="payment",
+            )
+            conn.execute(
+                q("mark_external_payment_sent"),
+                {
+                    "id": payment_id,
+                    "claim_token": claim_token,
+                    "chain_tx_id": chain_tx_id,
+                    "tx_hash": outcome.tx_hash,
+                },
+            )
+            log.warning("payment_paid_by_other_tx", payment_id=str(payment_id), tx_hash=outcome.tx_hash)
 
     def upkeep(self) -> int:
         return self._cancel_pointless() + super().upkeep()
 
     def _cancel_pointless(self) -> int:
-        """Cancel our unmined payment transactions whose authorization someone else has used."""
+        """Cancel our unmined payment transactions whose authorizations someone else has all used (in
+        a Multicall3 transaction a used one only fails its own call, so the others still go)."""
         with self.rt.pool.connection() as conn:
             waiting = conn.execute(
                 q("unconfirmed_payment_txs_of_sender"),
@@ -176,7 +208,7 @@ class PaymentSender(SenderStage):
             conn.rollback()
         cancelled = 0
         for tx in waiting:
-            if not self._authorization_used(tx) or self._mined(tx["id"]):
+            if not all(self._authorization_used(p) for p in tx["payments"]) or self._mined(tx["id"]):
                 continue
             with self.rt.pool.connection() as conn, conn.transaction():
                 if conn.execute(
@@ -187,15 +219,15 @@ class PaymentSender(SenderStage):
                         "payment_tx_cancelling",
                         chain_tx_id=tx["id"],
                         nonce=tx["nonce"],
-                        payment_id=str(tx["payment_id"]),
+                        payment_ids=[p["payment_id"] for p in tx["payments"]],
                     )
         return cancelled
 
-    def _authorization_used(self, tx: dict[str, Any]) -> bool:
-        usdc = self.rt.usdc(tx["asset"])
+    def _authorization_used(self, payment: dict[str, Any]) -> bool:
+        usdc = self.rt.usdc(payment["asset"])
         return bool(
             usdc.functions.authorizationState(
-                Web3.to_checksum_address(tx["payer"]), bytes.fromhex(tx["auth_nonce"][2:])
+                Web3.to_checksum_address(payment["payer"]), bytes.fromhex(payment["auth_nonce"][2:])
             ).call()
         )
 
@@ -221,36 +253,6 @@ class PaymentSender(SenderStage):
             nonce=bytes.fromhex(row["nonce"][2:]),
             lookback_blocks=self.settings.log_lookback_blocks,
         )
-
-    def _calldata(self, row: dict[str, Any]) -> str:
-        sig = bytes.fromhex(row["signature"].removeprefix("0x"))
-        r, s, v = sig[:32], sig[32:64], sig[64]
-        return str(
-            self.usdc_abi.encode_abi(
-                "transferWithAuthorization",
-                args=[
-                    Web3.to_checksum_address(row["payer"]),
-                    Web3.to_checksum_address(row["token_address"]),
-                    int(row["amount"]),
-                    int(row["valid_after"]),
-                    int(row["valid_before"]),
-                    bytes.fromhex(row["nonce"].removeprefix("0x")),
-                    v,
-                    r,
-                    s,
-                ],
-            )
-        )
-
-    def _preflight(self, asset: str, data: str) -> str | None:
-        """eth_call the transfer; a revert here means sending it would only burn gas."""
-        try:
-            self.rt.w3.eth.call(
-                {"from": self.relayer.address, "to": Web3.to_checksum_address(asset), "data": HexStr(data)}
-            )
-        except ContractLogicError as exc:
-            return revert_reason(exc)
-        return None
 
 
 def create(runtime: Runtime) -> PaymentSender:

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 from web3 import Web3
 
+from shared import multicall
 from shared.contracts import load_artifact
 from shared.queries import q
 
@@ -78,6 +79,18 @@ def deploy_token(
         deployer,
     )
     return TokenInfo(address, price, mint_amount, max_mint_count)
+
+
+def install_multicall3(w3: Web3) -> str:
+    """Put the canonical Multicall3 at its usual address (a dev node's `anvil_setCode`; on Base and
+    other public chains it is already there). Idempotent."""
+    address = Web3.to_checksum_address(multicall.CANONICAL_ADDRESS)
+    code = multicall.runtime_code()
+    if bytes(w3.eth.get_code(address)) != code:
+        w3.provider.make_request("anvil_setCode", [address, "0x" + code.hex()])  # type: ignore[arg-type]
+        if bytes(w3.eth.get_code(address)) != code:
+            raise RuntimeError("the dev chain did not take Multicall3's code")
+    return multicall.CANONICAL_ADDRESS
 
 
 def fund(w3: Web3, deployer: str, usdc: str, wallets: list[str], amount: int) -> None:

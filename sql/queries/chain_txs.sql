@@ -71,13 +71,17 @@ SELECT t.id, t.nonce, t.purpose, t.to_address, t.data, t.gas_limit, t.cancel_rea
    FOR UPDATE OF t SKIP LOCKED;
 
 -- name: unconfirmed_payment_txs_of_sender
--- payment-sender: its payment transactions still unconfirmed, to check whether their authorization
--- was used by someone else meanwhile (then the transaction is cancelled, never left to revert).
-SELECT t.id, t.nonce, p.id AS payment_id, p.asset, p.payer, p.token_address, p.amount, p.nonce AS auth_nonce
+-- payment-sender: its payment transactions still unconfirmed, each with the authorizations it carries,
+-- to check whether all of them were used by someone else meanwhile (then the transaction is
+-- cancelled, never left to run for nothing).
+SELECT t.id, t.nonce,
+       json_agg(json_build_object('payment_id', p.id, 'asset', p.asset, 'payer', p.payer,
+                                  'auth_nonce', p.nonce) ORDER BY p.id) AS payments
   FROM chain_txs t JOIN payment_queue p ON p.chain_tx_id = t.id AND p.status = 'sent'
  WHERE t.state = 'unconfirmed' AND NOT t.external AND t.cancel_reason IS NULL AND t.purpose = 'payment'
    AND t.chain_id = %(chain_id)s AND t.from_address = %(address)s
    AND t.created_at < now() - make_interval(secs => %(older_than)s)
+ GROUP BY t.id
  ORDER BY t.nonce
  LIMIT %(limit)s;
 

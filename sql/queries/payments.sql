@@ -33,11 +33,12 @@ SELECT id FROM payment_queue
  WHERE id = ANY(%(ids)s) AND status = 'processing' AND claim_token = %(claim_token)s
    FOR UPDATE;
 
--- name: mark_payment_sent
+-- name: mark_payments_sent
+-- payment-sender: the payments one stored transaction carries (one, or many through Multicall3).
 UPDATE payment_queue
    SET status = 'sent', chain_tx_id = %(chain_tx_id)s, tx_hash = %(tx_hash)s, locked_until = NULL,
        processed_at = now(), updated_at = now()
- WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
+ WHERE id = ANY(%(ids)s) AND status = 'processing' AND claim_token = %(claim_token)s;
 
 -- name: defer_claimed_payment
 -- payment-sender: not sendable yet (validAfter not reached on chain, or the node did not answer for
@@ -53,17 +54,19 @@ UPDATE payment_queue
    SET status = 'failed', error = %(error)s, locked_until = NULL, processed_at = now(), updated_at = now()
  WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
 
--- name: complete_payment
--- confirmer: the payment's transaction succeeded; mint rows are inserted in the same transaction.
+-- name: complete_payments
+-- confirmer: the receipt of their transaction shows these payments' money arriving; their mint rows
+-- are inserted in the same database transaction.
 UPDATE payment_queue
    SET status = 'completed', tx_hash = %(tx_hash)s, error = NULL, processed_at = now(), updated_at = now()
- WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent'
+ WHERE chain_tx_id = %(chain_tx_id)s AND id = ANY(%(ids)s) AND status = 'sent'
 RETURNING id, token_address, asset, payer, recipient, quantity, nonce;
 
 -- name: fail_sent_payment
+-- confirmer: its call ran (alone or inside a Multicall3 transaction) and the money did not move.
 UPDATE payment_queue
    SET status = 'failed', tx_hash = %(tx_hash)s, error = %(error)s, processed_at = now(), updated_at = now()
- WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent'
+ WHERE chain_tx_id = %(chain_tx_id)s AND id = %(id)s AND status = 'sent'
 RETURNING id;
 
 -- name: payment_by_id
@@ -100,6 +103,15 @@ UPDATE payment_queue
    SET status = 'pending', chain_tx_id = NULL, tx_hash = NULL, last_error = %(error)s, claim_token = NULL,
        locked_until = NULL, updated_at = now()
  WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent'
+RETURNING id;
+
+-- name: replan_payment
+-- confirmer: one payment of a transaction whose authorization was used in a way the logs in reach do
+-- not show: back to payment-sender, whose pre-flight asks the chain again.
+UPDATE payment_queue
+   SET status = 'pending', chain_tx_id = NULL, tx_hash = NULL, last_error = %(error)s, claim_token = NULL,
+       locked_until = NULL, updated_at = now()
+ WHERE chain_tx_id = %(chain_tx_id)s AND id = %(id)s AND status = 'sent'
 RETURNING id;
 
 -- name: mark_external_payment_sent

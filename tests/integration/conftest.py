@@ -84,6 +84,7 @@ def devchain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
 @pytest.fixture(scope="session")
 def deployment(devchain: Chain, database_url: str) -> Deployment:
     w3 = devchain.w3
+    deploy.install_multicall3(w3)
     deployer = anvil.dev_account(anvil.DEPLOYER).address
     usdc = deploy.deploy_usdc(w3, deployer)
     token = deploy.deploy_token(

@@ -13,12 +13,11 @@ from web3 import Web3
 
 from api.app import create_app
 from cli.devnet import anvil
-from shared import sender_stage
+from shared import outcomes, sender_stage
 from shared.config import Settings
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.helpers import buy
 from tests.integration.stages import Stages, attempts, chain_tx, finished, payment, query, rpc
-from workers import confirmer as confirmer_module
 
 pytestmark = pytest.mark.chain
 BUYER = anvil.dev_account(17)
@@ -108,14 +107,14 @@ def test_crash_between_receipt_and_mint_creation_leaves_no_half_state(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     payment_id = buy(client, deployment.token.address, BUYER.key.hex(), 4)
-    original = confirmer_module.Confirmer._settle_payment
+    original = outcomes.settle_payments
 
-    def complete_then_die(self: Any, conn: Any, *args: Any) -> None:
-        original(self, conn, *args)  # payment completed and mints inserted … inside the transaction
+    def complete_then_die(conn: Any, *args: Any) -> None:
+        original(conn, *args)  # payment completed and mints inserted … inside the transaction
         raise RuntimeError("killed before commit")
 
     with monkeypatch.context() as m:
-        m.setattr(confirmer_module.Confirmer, "_settle_payment", complete_then_die)
+        m.setattr(outcomes, "settle_payments", complete_then_die)
         stages.payment.run_once()
         for _ in range(20):
             stages.confirmer.run_once()

@@ -51,8 +51,8 @@ def test_a_lease_protects_a_live_claim_and_expires_for_a_dead_one(
     assert payment_id in claim(settings, live, lease=60)  # lease ran out: reclaimed
     with psycopg.connect(settings.database_url) as conn:
         stale = conn.execute(
-            q("mark_payment_sent"),
-            {"id": payment_id, "claim_token": dead, "chain_tx_id": None, "tx_hash": "0x" + "00" * 32},
+            q("mark_payments_sent"),
+            {"ids": [payment_id], "claim_token": dead, "chain_tx_id": None, "tx_hash": "0x" + "00" * 32},
         )
         assert stale.rowcount == 0  # the dead claimer's late write changes nothing
         conn.execute(

@@ -1,0 +1,111 @@
+"""The `transferWithAuthorization` calls that settle payments: calldata, pre-flight, and packing many
+of them into one Multicall3 transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_typing import HexStr
+from web3 import Web3
+from web3.exceptions import ContractLogicError
+
+from shared import multicall
+from shared.reverts import reason_from_return_data, revert_reason
+
+# Gas for the aggregate3 frame itself, on top of each call's own limit.
+AGGREGATE_GAS_BASE = 40_000
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """The node did not answer the pre-flight: try this payment again later."""
+
+    error: str
+
+
+# None: the call would move the money; str: why it would revert; Unavailable: no answer.
+Preflight = str | Unavailable | None
+
+
+def transfer_calldata(usdc_abi: Any, row: Mapping[str, Any]) -> bytes:
+    sig = bytes.fromhex(str(row["signature"]).removeprefix("0x"))
+    r, s, v = sig[:32], sig[32:64], sig[64]
+    data = usdc_abi.encode_abi(
+        "transferWithAuthorization",
+        args=[
+            Web3.to_checksum_address(row["payer"]),
+            Web3.to_checksum_address(row["token_address"]),
+            int(row["amount"]),
+            int(row["valid_after"]),
+            int(row["valid_before"]),
+            bytes.fromhex(str(row["nonce"]).removeprefix("0x")),
+            v,
+            r,
+            s,
+        ],
+    )
+    return bytes.fromhex(str(data).removeprefix("0x"))
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTx:
+    """What one payment transaction carries: a direct call, or an aggregate of several."""
+
+    to: str
+    data: bytes
+    gas: int
+
+
+def plan(calls: Sequence[tuple[str, bytes]], *, aggregator: str, gas_per_call: int) -> PlannedTx:
+    """One call goes straight to the asset; several go through Multicall3 (when one is configured)."""
+    if len(calls) == 1 or not aggregator:
+        if len(calls) != 1:
+            raise ValueError("without an aggregator a transaction carries exactly one call")
+        to, data = calls[0]
+        return PlannedTx(to, data, gas_per_call)
+    return PlannedTx(
+        aggregator, multicall.encode_aggregate3(calls), AGGREGATE_GAS_BASE + gas_per_call * len(calls)
+    )
+
+
+def preflight(
+    w3: Web3, sender: str, calls: Mapping[Any, tuple[str, bytes]], aggregator: str
+) -> dict[Any, Preflight]:
+    """eth_call every transfer: one aggregate3 call for the lot when possible, else one call each."""
+    if aggregator and len(calls) > 1:
+        keys = list(calls)
+        try:
+            output = w3.eth.call(
+                {
+                    "from": Web3.to_checksum_address(sender),
+                    "to": Web3.to_checksum_address(aggregator),
+                    "data": HexStr("0x" + multicall.encode_aggregate3([calls[k] for k in keys]).hex()),
+                }
+            )
+            results = multicall.decode_aggregate3(bytes(output))
+        except Exception as exc:  # no answer for the lot: each waits and is tried again
+            gone = Unavailable(f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500])
+            return dict.fromkeys(keys, gone)
+        return {
+            k: None if res.success else reason_from_return_data(res.return_data)
+            for k, res in zip(keys, results, strict=True)
+        }
+    return {k: _single(w3, sender, *call) for k, call in calls.items()}
+
+
+def _single(w3: Web3, sender: str, to: str, data: bytes) -> Preflight:
+    try:
+        w3.eth.call(
+            {
+                "from": Web3.to_checksum_address(sender),
+                "to": Web3.to_checksum_address(to),
+                "data": HexStr("0x" + data.hex()),
+            }
+        )
+    except ContractLogicError as exc:
+        return revert_reason(exc)
+    except Exception as exc:  # the node did not answer for this one: it waits, the others go on
+        return Unavailable(f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500])
+    return None

@@ -1,0 +1,141 @@
+"""Many payments in one Multicall3 transaction: each call may fail alone, and each payment is settled
+from the receipt's logs on its own — the ones whose money moved complete, the others do not."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from starlette.testclient import TestClient
+from web3 import Web3
+
+from api.app import create_app
+from cli.devnet import anvil, deploy
+from shared import multicall
+from shared.config import Settings
+from shared.contracts import load_artifact
+from tests.integration.conftest import Chain, Deployment
+from tests.integration.helpers import buy
+from tests.integration.stages import Stages, chain_tx, finished, payment, rpc
+
+pytestmark = pytest.mark.chain
+GWEI = 10**9
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def fresh_buyers(devchain: Chain, deployment: Deployment, n: int) -> list[LocalAccount]:
+    buyers = [Account.from_key(os.urandom(32)) for _ in range(n)]
+    deploy.fund(
+        devchain.w3,
+        anvil.dev_account(anvil.DEPLOYER).address,
+        deployment.usdc.address,
+        [b.address for b in buyers],
+        100 * 10**6,
+    )
+    return buyers
+
+
+def usdc_of(devchain: Chain, deployment: Deployment) -> object:
+    return devchain.w3.eth.contract(
+        address=Web3.to_checksum_address(deployment.usdc.address), abi=load_artifact("TestUSDC").abi
+    )
+
+
+def test_payments_share_one_transaction_and_a_failing_call_fails_only_its_payment(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    w3 = devchain.w3
+    buyers = fresh_buyers(devchain, deployment, 3)
+    token = deployment.token.address
+    ids = [buy(client, token, b.key.hex(), q) for b, q in zip(buyers, (1, 2, 3), strict=True)]
+    usdc = usdc_of(devchain, deployment)
+    received = usdc.functions.balanceOf(Web3.to_checksum_address(token)).call  # type: ignore[attr-defined]
+    before = received()
+    stages = Stages(settings)
+    rpc(w3, "evm_setAutomine", False)
+    try:
+        stages.payment.run_once()  # all three pass pre-flight and go out together
+        rows = [payment(settings, i) for i in ids]
+        assert {r["state"] for r in rows} == {"sent"}
+        assert len({r["chain_tx_id"] for r in rows}) == 1
+        ours = rows[0]["tx_hash"]
+        assert rpc(w3, "eth_getTransactionByHash", ours)["to"] == multicall.CANONICAL_ADDRESS
+
+        # Before it is mined, the second buyer moves all their USDC away (paying more: goes first).
+        spender = buyers[1]
+        rpc(w3, "anvil_setBalance", spender.address, hex(10**18))
+        drain = usdc.functions.transfer(  # type: ignore[attr-defined]
+            anvil.dev_account(anvil.DEPLOYER).address, 100 * 10**6
+        ).build_transaction(
+            {
+                "from": spender.address,
+                "nonce": 0,
+                "gas": 100_000,
+                "maxPriorityFeePerGas": 50 * GWEI,
+                "maxFeePerGas": 1000 * GWEI,
+                "chainId": devchain.chain_id,
+            }
+        )
+        w3.eth.send_raw_transaction(spender.sign_transaction(drain).raw_transaction)
+        rpc(w3, "evm_mine")
+        assert rpc(w3, "eth_getTransactionReceipt", ours)["status"] == "0x1"  # the batch itself succeeds
+
+        rpc(w3, "evm_setAutomine", True)
+        stages.run_until(lambda: all(finished(settings, i) for i in ids))
+        first, second, third = (payment(settings, i) for i in ids)
+        assert (first["state"], first["minted"]) == ("completed", 1)
+        assert (third["state"], third["minted"]) == ("completed", 3)
+        assert second["state"] == "failed" and second["mints"] == 0
+        assert "did not move" in second["error"]
+        assert chain_tx(settings, first["chain_tx_id"])["status"] == "confirmed"
+        # On chain: the failed payment's authorization is still unused, and only two payments arrived.
+        auth = bytes.fromhex(second["nonce"][2:])
+        assert not usdc.functions.authorizationState(spender.address, auth).call()  # type: ignore[attr-defined]
+        assert received() == before + 4 * deployment.token.price
+    finally:
+        rpc(w3, "evm_setAutomine", True)
+        stages.close()
+
+
+def test_without_an_aggregator_each_payment_is_its_own_transaction(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    buyers = fresh_buyers(devchain, deployment, 2)
+    ids = [buy(client, deployment.token.address, b.key.hex(), 1) for b in buyers]
+    stages = Stages(replace(settings, payment_aggregator=""))
+    try:
+        stages.run_until(lambda: all(finished(settings, i) for i in ids))
+        rows = [payment(settings, i) for i in ids]
+        assert [(r["state"], r["minted"]) for r in rows] == [("completed", 1), ("completed", 1)]
+        assert rows[0]["chain_tx_id"] != rows[1]["chain_tx_id"]
+        for r in rows:
+            assert rpc(devchain.w3, "eth_getTransactionByHash", r["tx_hash"])["to"] == deployment.usdc.address
+    finally:
+        stages.close()
+
+
+def test_a_large_claim_is_split_into_transactions_of_the_aggregate_size(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    buyers = fresh_buyers(devchain, deployment, 5)
+    ids = [buy(client, deployment.token.address, b.key.hex(), 1) for b in buyers]
+    stages = Stages(replace(settings, payment_aggregate_size=2))
+    try:
+        stages.run_until(lambda: all(finished(settings, i) for i in ids))
+        rows = [payment(settings, i) for i in ids]
+        assert all((r["state"], r["minted"]) == ("completed", 1) for r in rows)
+        sizes = sorted(
+            sum(1 for r in rows if r["chain_tx_id"] == tx) for tx in {r["chain_tx_id"] for r in rows}
+        )
+        assert sizes == [1, 2, 2]
+    finally:
+        stages.close()
