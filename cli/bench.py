@@ -142,7 +142,11 @@ def growth(rows: int = typer.Option(1_000_000, help="Finished payments (and mint
 def e2e(
     payments: int = typer.Option(3000, help="Purchases to make."),
     buyers: int = typer.Option(400, help="Funded buyer wallets (each has at most 10 open payments)."),
-    mixed: bool = typer.Option(False, help="Quantities 1-10 instead of 1."),
+    quantity: int = typer.Option(1, min=1, help="Quantity of every purchase."),
+    mixed: bool = typer.Option(False, help="Quantities 1-10 (random, fixed seed) instead of --quantity."),
+    rate: float = typer.Option(
+        0, min=0, help="Payments per second, paced (open loop); 0 = all at once, as fast as accepted."
+    ),
     block_time: int = typer.Option(1, help="Seconds per block while it runs."),
 ) -> None:
     """Purchases through the HTTP ingress until every mint is on chain: rates, latencies, gas."""
@@ -150,4 +154,13 @@ def e2e(
     from cli.dev import dev_state
 
     state = dev_state()
-    bench_e2e.e2e(state, bench_token(state), payments, buyers, mixed, block_time)
+    bench_e2e.e2e(
+        state,
+        bench_token(state),
+        payments,
+        buyers,
+        quantity=quantity,
+        mixed=mixed,
+        rate=rate,
+        block_time=block_time,
+    )

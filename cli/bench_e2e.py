@@ -15,11 +15,13 @@ import psycopg
 import typer
 from eth_account import Account
 from psycopg.rows import dict_row
+from web3 import Web3
 
 from cli.buyer import answer_402
 from cli.devnet import anvil, deploy
 from shared import chain
 from shared.queries import q
+from shared.x402 import decode_payment_header, decode_payment_signature_header
 
 
 def _pct(values: list[float], pct: float) -> float:
@@ -27,7 +29,18 @@ def _pct(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-def e2e(state: dict[str, Any], token: str, payments: int, buyers: int, mixed: bool, block_time: int) -> None:
+def e2e(
+    state: dict[str, Any],
+    token: str,
+    payments: int,
+    buyers: int,
+    *,
+    quantity: int,
+    mixed: bool,
+    rate: float,
+    block_time: int,
+) -> None:
+    """`rate` > 0 paces submissions (an open loop at that many payments/s); 0 sends them back to back."""
     w3 = chain.connect(state["rpc_url"])
     rng = random.Random(402)
     keys = ["0x" + os.urandom(32).hex() for _ in range(buyers)]
@@ -39,7 +52,7 @@ def e2e(state: dict[str, Any], token: str, payments: int, buyers: int, mixed: bo
         [Account.from_key(k).address for k in keys],
         10_000 * 10**6,
     )
-    quantities = [rng.randint(1, 10) if mixed else 1 for _ in range(payments)]
+    quantities = [rng.randint(1, 10) if mixed else quantity for _ in range(payments)]
     with httpx.Client(base_url=state["api_url"], timeout=30) as http:
         offers = {n: http.post(f"/api/mint/{token}", json={"quantity": n}) for n in set(quantities)}
         typer.echo(f"signing {payments} payments ...")
@@ -47,12 +60,15 @@ def e2e(state: dict[str, Any], token: str, payments: int, buyers: int, mixed: bo
             (n, *answer_402(offers[n].headers, offers[n].json(), keys[i % buyers])[:2])
             for i, n in enumerate(quantities)
         )
+        reference = _reference_gas(w3, state, token, keys[0], offers[quantities[0]])
         w3.provider.make_request("evm_setIntervalMining", [block_time])  # type: ignore[arg-type]
         ids: list[str] = []
         try:
             started = time.time()
             with typer.progressbar(length=payments, label="accepted (202)") as bar:
                 while signed:
+                    if rate > 0:  # open loop: the i-th payment goes out at started + i / rate
+                        time.sleep(max(0.0, started + len(ids) / rate - time.time()))
                     quantity, name, header = signed.popleft()
                     reply = http.post(
                         f"/api/mint/{token}", json={"quantity": quantity}, headers={name: header}
@@ -69,7 +85,8 @@ def e2e(state: dict[str, Any], token: str, payments: int, buyers: int, mixed: bo
         finally:
             w3.provider.make_request("evm_setIntervalMining", [0])  # type: ignore[arg-type]
             w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
-    _report(state["database_url"], ids, started, mixed)
+    _report(state["database_url"], ids, started, "mixed quantities 1-10" if mixed else f"quantity {quantity}")
+    _report_gas(state["database_url"], ids, reference)
 
 
 def _wait(database_url: str, ids: list[str], mints: int) -> None:
@@ -88,17 +105,15 @@ def _wait(database_url: str, ids: list[str], mints: int) -> None:
             time.sleep(1)
 
 
-def _report(database_url: str, ids: list[str], started: float, mixed: bool) -> None:
+def _report(database_url: str, ids: list[str], started: float, kind: str) -> None:
     with psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as conn:
         rows = conn.execute(q("e2e_latencies"), {"ids": ids}).fetchall()
-        txs = {r["purpose"]: r for r in conn.execute(q("e2e_transactions"), {"ids": ids}).fetchall()}
     done = [r for r in rows if r["status"] == "completed"]
     end_paid = max(float(r["paid_at"]) for r in done)
     end_minted = max(float(r["minted_at"]) for r in done)
     mints = sum(r["quantity"] for r in done)
     paid = [float(r["paid_at"]) - float(r["accepted_at"]) for r in done]
     minted = [float(r["minted_at"]) - float(r["accepted_at"]) for r in done]
-    kind = "mixed quantities 1-10" if mixed else "quantity 1"
     typer.echo(f"e2e ({kind}): {len(done)}/{len(rows)} payments completed, {mints} mints confirmed")
     typer.echo(
         f"  payments/min sustained: {len(done) / (end_paid - started) * 60:.0f}   "
@@ -108,10 +123,55 @@ def _report(database_url: str, ids: list[str], started: float, mixed: bool) -> N
         f"  202 → payment confirmed: p50 {_pct(paid, 50):.1f} s  p95 {_pct(paid, 95):.1f} s;   "
         f"202 → tokens on chain: p50 {_pct(minted, 50):.1f} s  p95 {_pct(minted, 95):.1f} s"
     )
+    typer.echo(f"  mean 202 → tokens on chain {statistics.fmean(minted):.1f} s")
+
+
+def _report_gas(database_url: str, ids: list[str], reference: tuple[int, int]) -> None:
+    with psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as conn:
+        txs = {r["purpose"]: r for r in conn.execute(q("e2e_transactions"), {"ids": ids}).fetchall()}
+        row = conn.execute(q("e2e_completed_units"), {"ids": ids}).fetchone()
+    assert row is not None
+    paid, units = int(row["payments"]), int(row["units"])
     pay, mint = txs.get("payment", {}), txs.get("mint", {})
+    pay_gas, mint_gas = int(pay.get("gas") or 0), int(mint.get("gas") or 0)
+    single_transfer, single_mint = reference
     typer.echo(
         f"  transactions: {pay.get('txs', 0)} payment, {mint.get('txs', 0)} mint;  gas per payment "
-        f"{int(pay.get('gas') or 0) / max(1, len(done)):.0f}, gas per minted unit "
-        f"{int(mint.get('gas') or 0) / max(1, mints):.0f} (mean latency to tokens "
-        f"{statistics.fmean(minted):.1f} s)"
+        f"{pay_gas / max(1, paid):.0f}, mint gas per minted unit {mint_gas / max(1, units):.0f}"
     )
+    typer.echo(
+        f"  gas per minted unit, its payment's share included: {(pay_gas + mint_gas) / max(1, units):.0f}"
+        f"  (reference, one at a time: transferWithAuthorization {single_transfer}, mint {single_mint};"
+        f" half of one transfer + ten mints, per unit: {(single_transfer + 10 * single_mint) / 20:.0f})"
+    )
+
+
+def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: Any) -> tuple[int, int]:
+    """Gas of one transferWithAuthorization and of one single `mint`, each sent alone (estimated on
+    the node, nothing sent), for the target's yardstick."""
+    from cli.devnet import anvil as dev_anvil
+    from shared.contracts import load_artifact
+
+    name, header, _ = answer_402(offer.headers, offer.json(), key)
+    decode = decode_payment_signature_header if name == "PAYMENT-SIGNATURE" else decode_payment_header
+    payment = decode(header)
+    auth, sig = payment.authorization, payment.signature
+    usdc = w3.eth.contract(
+        address=Web3.to_checksum_address(state["usdc"]["address"]), abi=load_artifact("TestUSDC").abi
+    )
+    transfer = usdc.functions.transferWithAuthorization(
+        Web3.to_checksum_address(auth.from_address),
+        Web3.to_checksum_address(auth.to),
+        auth.value,
+        auth.valid_after,
+        auth.valid_before,
+        auth.nonce,
+        sig[64],
+        sig[:32],
+        sig[32:64],
+    ).estimate_gas({"from": dev_anvil.dev_account(dev_anvil.PAYMENT_RELAYER).address})
+    minter = w3.eth.contract(address=Web3.to_checksum_address(token), abi=load_artifact("MintToken").abi)
+    single_mint = minter.functions.mint(Account.create().address, os.urandom(32)).estimate_gas(
+        {"from": dev_anvil.dev_account(dev_anvil.MINT_RELAYER).address}
+    )
+    return int(transfer), int(single_mint)

@@ -98,7 +98,7 @@ class Settings:
     mint_relayer_key: str = field(default="", repr=False)
     payment_stage: StageSettings = StageSettings(50, 4.0)
     confirm_stage: StageSettings = StageSettings(20, 2.0)
-    mint_stage: StageSettings = StageSettings(10, 3.0)
+    mint_stage: StageSettings = StageSettings(100, 3.0)
     confirmations: int = 1
     lease_seconds: int = 60
     rebroadcast_after_seconds: float = 15.0
@@ -161,7 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         confirm_stage=StageSettings(
             _int(e, "CONFIRM_BATCH_SIZE", 20), _float(e, "CONFIRM_POLL_INTERVAL", 2.0)
         ),
-        mint_stage=StageSettings(_int(e, "MINT_BATCH_SIZE", 10), _float(e, "MINT_POLL_INTERVAL", 3.0)),
+        mint_stage=StageSettings(_int(e, "MINT_BATCH_SIZE", 100), _float(e, "MINT_POLL_INTERVAL", 3.0)),
         confirmations=_int(e, "CONFIRMATIONS", 1),
         lease_seconds=_int(e, "LEASE_SECONDS", 60),
         rebroadcast_after_seconds=_float(e, "REBROADCAST_AFTER_SECONDS", 15.0),

@@ -18,3 +18,7 @@ SELECT t.purpose, count(*) AS txs, sum(t.gas_used) AS gas
  WHERE t.id IN (SELECT chain_tx_id FROM payment_queue WHERE id = ANY(%(ids)s)
                 UNION SELECT chain_tx_id FROM mint_queue WHERE payment_id = ANY(%(ids)s))
  GROUP BY t.purpose;
+
+-- name: e2e_completed_units
+SELECT count(*) AS payments, coalesce(sum(quantity), 0) AS units
+  FROM payment_queue WHERE id = ANY(%(ids)s) AND status = 'completed';
