@@ -20,7 +20,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
-from shared import outcomes
+from shared import outcomes, rpc_batch
 from shared.broadcaster import Outgoing, broadcast_stored
 from shared.queries import q
 from shared.runtime import Runtime
@@ -43,6 +43,9 @@ class Confirmer:
         self.settings = runtime.settings
         self.stage_settings = runtime.settings.confirm_stage
         self.wake_after: float | None = None
+        # Read for the whole claim in one JSON-RPC batch each; what is missing is read one at a time.
+        self._receipts: dict[str, TxReceipt | None] = {}
+        self._block_hashes: dict[int, bytes] = {}
 
     def start(self) -> None:
         pass
@@ -58,6 +61,7 @@ class Confirmer:
             self._schedule_wake()
             return 0
         head = self.rt.w3.eth.block_number
+        self._prefetch(txs)
         settled = 0
         for tx in txs:
             try:
@@ -66,6 +70,14 @@ class Confirmer:
                 log.warning("tx_check_failed", chain_tx_id=tx["id"], nonce=tx["nonce"], error=str(exc)[:300])
                 self._recheck(tx, delay=ERROR_RECHECK_SECONDS)
         return settled
+
+    def _prefetch(self, txs: list[dict[str, Any]]) -> None:
+        self._receipts = rpc_batch.receipts(
+            self.rt.w3, [a["hash"] for tx in txs for a in tx["attempts"] or []]
+        )
+        self._block_hashes = rpc_batch.block_hashes(
+            self.rt.w3, [r["blockNumber"] for r in self._receipts.values() if r is not None]
+        )
 
     def _schedule_wake(self) -> None:
         with self.rt.pool.connection() as conn:
@@ -80,7 +92,7 @@ class Confirmer:
             # Read the nonce first, then look again: a receipt mined in between is not missed.
             sender = Web3.to_checksum_address(tx["from_address"])
             mined_nonce = self.rt.w3.eth.get_transaction_count(sender, "latest")
-            found = self._receipt(tx)
+            found = self._receipt(tx, fresh=True)
             if found is None and mined_nonce > tx["nonce"]:
                 return self._nonce_used_elsewhere(tx)
         if found is None:
@@ -110,8 +122,13 @@ class Confirmer:
             return 0
         return self._replan(tx, "dropped", f"nonce {tx['nonce']} was used by a transaction that is not ours")
 
-    def _receipt(self, tx: dict[str, Any]) -> tuple[TxReceipt, str] | None:
+    def _receipt(self, tx: dict[str, Any], *, fresh: bool = False) -> tuple[TxReceipt, str] | None:
         for attempt in reversed(tx["attempts"] or []):
+            if not fresh and attempt["hash"] in self._receipts:
+                receipt = self._receipts[attempt["hash"]]
+                if receipt is not None:
+                    return receipt, attempt["kind"]
+                continue
             try:
                 return self.rt.w3.eth.get_transaction_receipt(attempt["hash"]), attempt["kind"]
             except TransactionNotFound:
@@ -119,8 +136,10 @@ class Confirmer:
         return None
 
     def _canonical(self, receipt: TxReceipt) -> bool:
-        block = self.rt.w3.eth.get_block(receipt["blockNumber"])
-        return bytes(block["hash"]) == bytes(receipt["blockHash"])
+        canonical = self._block_hashes.get(receipt["blockNumber"])
+        if canonical is None:
+            canonical = bytes(self.rt.w3.eth.get_block(receipt["blockNumber"])["hash"])
+        return canonical == bytes(receipt["blockHash"])
 
     def _recheck(
         self, tx: dict[str, Any], *, seen_block: int | None = None, delay: float = RECHECK_SECONDS

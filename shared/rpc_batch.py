@@ -1,0 +1,64 @@
+"""JSON-RPC batch reads: many receipts or block hashes in one HTTP round trip.
+
+A batch is an optimisation only. Anything it could not read (the node erred for that entry, or the
+whole batch failed) is simply absent from the answer, and the caller reads it the one-at-a-time way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from web3 import Web3
+from web3._utils.method_formatters import receipt_formatter
+from web3.types import RPCEndpoint, TxReceipt
+
+log = structlog.get_logger()
+
+
+_ERROR = object()  # an entry of a batch the node answered with an error
+
+
+def _batch(w3: Web3, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
+    """Results in request order (web3 sorts the replies by id); None if the batch as a whole failed."""
+    if not requests:
+        return []
+    try:
+        provider: Any = w3.provider  # HTTP and IPC providers batch; the base class does not declare it
+        replies = provider.make_batch_request([(RPCEndpoint(m), p) for m, p in requests])
+    except Exception as exc:  # the one-at-a-time path will ask again
+        log.warning("rpc_batch_failed", requests=len(requests), error=str(exc)[:200])
+        return None
+    if not isinstance(replies, list) or len(replies) != len(requests):
+        return None
+    return [
+        r["result"] if isinstance(r, dict) and "result" in r and "error" not in r else _ERROR for r in replies
+    ]
+
+
+def receipts(w3: Web3, tx_hashes: Iterable[str]) -> dict[str, TxReceipt | None]:
+    """{hash: receipt, or None when the node has none}; hashes it could not ask about are left out."""
+    hashes = list(dict.fromkeys(tx_hashes))
+    results = _batch(w3, [("eth_getTransactionReceipt", [h]) for h in hashes])
+    if results is None:
+        return {}
+    found: dict[str, TxReceipt | None] = {}
+    for tx_hash, result in zip(hashes, results, strict=True):
+        if result is _ERROR:
+            continue
+        found[tx_hash] = None if result is None else receipt_formatter(result)
+    return found
+
+
+def block_hashes(w3: Web3, numbers: Iterable[int]) -> dict[int, bytes]:
+    """{block number: hash of the canonical block at that height now}; missing ones are left out."""
+    wanted = sorted(set(numbers))
+    results = _batch(w3, [("eth_getBlockByNumber", [hex(n), False]) for n in wanted])
+    if results is None:
+        return {}
+    return {
+        n: bytes(Web3.to_bytes(hexstr=r["hash"]))
+        for n, r in zip(wanted, results, strict=True)
+        if r is not _ERROR and r is not None and r.get("hash")
+    }

@@ -1,0 +1,42 @@
+"""JSON-RPC batch reads against a real node: found, missing and refused entries each come back right."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import rpc_batch
+from tests.integration.conftest import Chain
+from tests.integration.stages import rpc
+
+pytestmark = pytest.mark.chain
+
+
+def test_receipts_in_one_batch_found_and_missing(devchain: Chain) -> None:
+    w3 = devchain.w3
+    rpc(w3, "evm_mine")
+    sender = w3.eth.accounts[3]
+    mined = [
+        "0x" + bytes(w3.eth.send_transaction({"from": sender, "to": sender, "value": 1})).hex() for _ in range(2)
+    ]
+    missing = "0x" + "ab" * 32
+    found = rpc_batch.receipts(w3, [*mined, missing, mined[0]])
+    assert set(found) == {*mined, missing}
+    assert found[missing] is None
+    for tx_hash in mined:
+        receipt = found[tx_hash]
+        assert receipt is not None
+        assert receipt == w3.eth.get_transaction_receipt(tx_hash)  # formatted as web3 formats it
+
+
+def test_block_hashes_in_one_batch(devchain: Chain) -> None:
+    w3 = devchain.w3
+    head = w3.eth.block_number
+    hashes = rpc_batch.block_hashes(w3, [head, head - 1, head + 1000])
+    assert set(hashes) == {head, head - 1}  # a block not there yet is left out
+    assert hashes[head] == bytes(w3.eth.get_block(head)["hash"])
+
+
+def test_a_refused_entry_is_left_out_for_the_one_at_a_time_path(devchain: Chain) -> None:
+    w3 = devchain.w3
+    found = rpc_batch.receipts(w3, ["0x1234"])  # not a hash: the node answers this entry with an error
+    assert found == {}
