@@ -59,6 +59,18 @@ def _versions(raw: str) -> tuple[int, ...]:
     return versions
 
 
+def _keys(env: Mapping[str, str], pool: str, single: str) -> tuple[str, ...]:
+    """A stage's relayer keys: the comma-separated pool, else the single key; never both."""
+    listed = tuple(k.strip() for k in env.get(pool, "").split(",") if k.strip())
+    one = env.get(single, "").strip()
+    if listed and one:
+        raise ConfigError(f"set {pool} or {single}, not both")
+    keys = listed or ((one,) if one else ())
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{pool} lists a key twice")
+    return keys
+
+
 def _aggregator(raw: str) -> str:
     value = raw.strip().lower() or CANONICAL_MULTICALL3
     if value in ("none", "off"):
@@ -94,8 +106,8 @@ class Settings:
     request_timeout_seconds: float = 10.0
     max_timeout_seconds: int = 300
     settle_margin_seconds: int = 30
-    payment_relayer_key: str = field(default="", repr=False)
-    mint_relayer_key: str = field(default="", repr=False)
+    payment_relayer_keys: tuple[str, ...] = field(default=(), repr=False)  # a pool: claims take turns
+    mint_relayer_keys: tuple[str, ...] = field(default=(), repr=False)
     payment_stage: StageSettings = StageSettings(50, 4.0)
     confirm_stage: StageSettings = StageSettings(20, 2.0)
     mint_stage: StageSettings = StageSettings(100, 3.0)
@@ -153,8 +165,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         request_timeout_seconds=_float(e, "REQUEST_TIMEOUT_SECONDS", 10.0),
         max_timeout_seconds=_int(e, "MAX_TIMEOUT_SECONDS", 300),
         settle_margin_seconds=_int(e, "SETTLE_MARGIN_SECONDS", 30),
-        payment_relayer_key=e.get("PAYMENT_RELAYER_KEY", ""),
-        mint_relayer_key=e.get("MINT_RELAYER_KEY", ""),
+        payment_relayer_keys=_keys(e, "PAYMENT_RELAYER_KEYS", "PAYMENT_RELAYER_KEY"),
+        mint_relayer_keys=_keys(e, "MINT_RELAYER_KEYS", "MINT_RELAYER_KEY"),
         payment_stage=StageSettings(
             _int(e, "PAYMENT_BATCH_SIZE", 50), _float(e, "PAYMENT_POLL_INTERVAL", 4.0)
         ),

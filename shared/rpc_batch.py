@@ -62,3 +62,16 @@ def block_hashes(w3: Web3, numbers: Iterable[int]) -> dict[int, bytes]:
         for n, r in zip(wanted, results, strict=True)
         if r is not _ERROR and r is not None and r.get("hash")
     }
+
+
+def calls(w3: Web3, requests: list[tuple[str, bytes]]) -> list[bytes | None]:
+    """eth_call each (to, data) at `latest`: the return data, or None where the batch got no answer."""
+    results = _batch(
+        w3, [("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"]) for to, data in requests]
+    )
+    if results is None:
+        return [None] * len(requests)
+    return [
+        None if r is _ERROR or not isinstance(r, str) else bytes.fromhex(r.removeprefix("0x"))
+        for r in results
+    ]

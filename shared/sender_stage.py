@@ -1,33 +1,22 @@
-"""What payment-sender and mint-sender share: a relayer key whose nonces live in PostgreSQL, the
-claim → process → (on error) release-with-backoff cycle over leased rows, and the upkeep of the
-relayer's own transactions that are stuck (re-signed with bumped fees: only the key holder can)."""
+"""What payment-sender and mint-sender share: a pool of relayer keys (shared/relayer.py), and the
+claim → process → (on error) release-with-backoff cycle over leased rows."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from eth_account.signers.local import LocalAccount
-from psycopg import Connection
-from web3 import Web3
 
-from shared import chain, nonces, txstore
-from shared.broadcast_errors import BroadcastOutcome
-from shared.broadcaster import Outgoing, broadcast_stored
-from shared.chain import Fees
 from shared.config import StageSettings
 from shared.queries import q
-from shared.retry import bumped_fees, retry_delay
+from shared.relayer import Relayer, RelayerOutOfFunds
+from shared.retry import retry_delay
 from shared.runtime import Runtime
 
 log = structlog.get_logger()
-UPKEEP_BATCH = 20
-GAP_FILL_BATCH = 50
-
-
-class RelayerOutOfFunds(RuntimeError):
-    """The relayer cannot pay for the gas of this batch: alert, back off, keep the work."""
 
 
 class SenderStage:
@@ -36,33 +25,35 @@ class SenderStage:
     claim_query: str  # named block: claims rows (status → processing) under a claim token and lease
     release_query: str  # named block: puts this claim's unfinished rows back to pending after a delay
 
-    def __init__(self, runtime: Runtime, relayer: LocalAccount, stage_settings: StageSettings) -> None:
+    def __init__(self, runtime: Runtime, keys: Sequence[LocalAccount], stage_settings: StageSettings) -> None:
+        if not keys:
+            raise ValueError(f"{self.name} needs at least one relayer key")
         self.rt = runtime
         self.settings = runtime.settings
         self.stage_settings = stage_settings
         self.wake_after: float | None = None
-        self.relayer = relayer
-        self.address = relayer.address.lower()
+        self.relayers = [Relayer(runtime, key, self.name) for key in keys]
+        self._turn = 0
 
     def start(self) -> None:
-        """Line the stored nonce up with the chain before sending anything."""
-        self.reconcile_nonce()
+        """Line each key's stored nonce up with the chain before sending anything."""
+        for relayer in self.relayers:
+            relayer.reconcile_nonce()
 
-    def reconcile_nonce(self) -> int:
-        with self.rt.pool.connection() as conn:
-            nonce = nonces.reconcile(
-                conn, self.settings.chain_id, self.address, chain.pending_nonce(self.rt.w3, self.address)
-            )
-        log.info("relayer_nonce_reconciled", stage=self.name, relayer=self.address, next_nonce=nonce)
-        return nonce
+    def next_relayer(self) -> Relayer:
+        """Claims take the pool's keys in turn, so each key carries a share of the transactions (and
+        one key's stuck transaction holds up only its own share)."""
+        relayer = self.relayers[self._turn % len(self.relayers)]
+        self._turn += 1
+        return relayer
 
     def run_once(self) -> int:
         self.wake_after = None
+        upkept = 0
         try:
             upkept = self.upkeep()
         except Exception as exc:  # upkeep is retried next round; it must not hold up new work
             log.warning("upkeep_failed", stage=self.name, error=str(exc)[:300])
-            upkept = 0
         claim_token = uuid.uuid4()
         with self.rt.pool.connection() as conn, conn.transaction():
             rows = conn.execute(
@@ -76,12 +67,16 @@ class SenderStage:
         if not rows:
             return upkept
         try:
-            self.process(rows, claim_token)
+            self.process(rows, claim_token, self.next_relayer())
         except Exception as exc:
             self.release(rows, claim_token, exc)
             if not isinstance(exc, RelayerOutOfFunds):
                 raise
         return len(rows) + upkept
+
+    def upkeep(self) -> int:
+        """Each key fills its nonce gaps and re-signs its stuck transactions with bumped fees."""
+        return sum(relayer.upkeep() for relayer in self.relayers)
 
     def release(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, exc: Exception) -> None:
         delay = retry_delay(
@@ -101,140 +96,7 @@ class SenderStage:
             )
         log.warning("batch_released", stage=self.name, items=len(rows), retry_in=delay, error=str(exc)[:200])
 
-    def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
-        """Do the chain work for claimed rows; every write is a compare-and-set on `claim_token`."""
+    def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, relayer: Relayer) -> None:
+        """Do the chain work for claimed rows from `relayer`; every write is a compare-and-set on
+        `claim_token`."""
         raise NotImplementedError
-
-    def sign_and_store(
-        self,
-        conn: Connection[Any],
-        *,
-        nonce: int,
-        to: str,
-        data: str | bytes,
-        gas: int,
-        fees: Fees,
-        purpose: str,
-    ) -> tuple[int, chain.SignedTx]:
-        """Sign a new transaction at `nonce` and store it (write-ahead, in the caller's transaction)."""
-        signed = chain.sign(
-            self.relayer, chain_id=self.settings.chain_id, nonce=nonce, to=to, data=data, gas=gas, fees=fees
-        )
-        chain_tx_id = txstore.store_signed(
-            conn, chain_id=self.settings.chain_id, from_address=self.address, purpose=purpose, signed=signed
-        )
-        return chain_tx_id, signed
-
-    def send(self, outgoing: list[Outgoing], event: str) -> None:
-        """Broadcast transactions just stored; a "nonce too low" means the key was used elsewhere, so the
-        stored next nonce is lined up with the chain again (the confirmer re-plans the lost ones)."""
-        if BroadcastOutcome.NONCE_TOO_LOW in broadcast_stored(self.rt, outgoing, event):
-            self.reconcile_nonce()
-
-    def ensure_gas_money(self, transactions: int, gas_limit: int, fees: Fees) -> None:
-        need = transactions * gas_limit * fees.max_fee_per_gas
-        balance = int(self.rt.w3.eth.get_balance(Web3.to_checksum_address(self.address)))
-        if balance < need:
-            log.error(
-                "relayer_out_of_funds", stage=self.name, relayer=self.address, balance=balance, need=need
-            )
-            raise RelayerOutOfFunds(f"relayer {self.address} has {balance} wei, needs {need} for this batch")
-
-    def upkeep(self) -> int:
-        """Fill nonce gaps, then re-sign this relayer's stuck transactions with bumped fees."""
-        return self.fill_nonce_gaps() + self.bump_stuck()
-
-    def fill_nonce_gaps(self) -> int:
-        """Nonces between the chain's mined count and our lowest open transaction that have no stored
-        transaction would jam everything after them: fill each with a 0-value transfer to ourselves."""
-        with self.rt.pool.connection() as conn:
-            row = conn.execute(
-                q("lowest_open_nonce"), {"chain_id": self.settings.chain_id, "address": self.address}
-            ).fetchone()
-            conn.rollback()
-        if row is None or row["nonce"] is None:
-            return 0
-        mined = int(self.rt.w3.eth.get_transaction_count(Web3.to_checksum_address(self.address), "latest"))
-        low, high = mined, min(int(row["nonce"]), mined + GAP_FILL_BATCH)
-        if low >= high:
-            return 0
-        outgoing: list[Outgoing] = []
-        fees = chain.quote_fees(self.rt.w3)
-        with self.rt.pool.connection() as conn, conn.transaction():
-            stored = {
-                r["nonce"]
-                for r in conn.execute(
-                    q("stored_nonces_between"),
-                    {"chain_id": self.settings.chain_id, "address": self.address, "low": low, "high": high},
-                )
-            }
-            for nonce in sorted(set(range(low, high)) - stored):
-                chain_tx_id, signed = self.sign_and_store(
-                    conn, nonce=nonce, to=self.address, data=b"", gas=21_000, fees=fees, purpose="filler"
-                )
-                outgoing.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, nonce))
-        if outgoing:
-            log.warning(
-                "nonce_gap_filled", stage=self.name, relayer=self.address, nonces=[o.nonce for o in outgoing]
-            )
-        broadcast_stored(self.rt, outgoing, "filler_tx_broadcast")
-        return len(outgoing)
-
-    def bump_stuck(self) -> int:
-        """Re-sign this relayer's stuck transactions with bumped fees (a new attempt, same nonce)."""
-        market: Fees | None = None
-        outgoing: list[Outgoing] = []
-        with self.rt.pool.connection() as conn, conn.transaction():
-            stuck = conn.execute(
-                q("stuck_txs_of_sender"),
-                {
-                    "chain_id": self.settings.chain_id,
-                    "address": self.address,
-                    "stuck_after": self.settings.stuck_after_seconds,
-                    "limit": UPKEEP_BATCH,
-                },
-            ).fetchall()
-            for tx in stuck:
-                market = market or chain.quote_fees(self.rt.w3)
-                fees = bumped_fees(
-                    Fees(int(tx["max_fee_per_gas"]), int(tx["max_priority_fee"])),
-                    market,
-                    max_fee_cap=self.settings.max_fee_per_gas_cap,
-                )
-                if fees is None:
-                    log.error("fee_cap_reached", stage=self.name, chain_tx_id=tx["id"], nonce=tx["nonce"])
-                    continue
-                signed = self._resign(tx, fees)
-                txstore.add_attempt(conn, tx["id"], signed, "cancel" if tx["cancel_reason"] else "work")
-                outgoing.append(
-                    Outgoing(
-                        tx["id"],
-                        signed.raw,
-                        signed.tx_hash,
-                        signed.nonce,
-                        {"bumped_max_fee": fees.max_fee_per_gas},
-                    )
-                )
-        broadcast_stored(self.rt, outgoing, "tx_fee_bumped")  # "nonce too low" here: it was mined
-        return len(outgoing)
-
-    def _resign(self, tx: dict[str, Any], fees: Fees) -> chain.SignedTx:
-        if tx["cancel_reason"]:  # a 0-value transfer to ourselves fills the nonce and does nothing else
-            return chain.sign(
-                self.relayer,
-                chain_id=self.settings.chain_id,
-                nonce=tx["nonce"],
-                to=self.address,
-                data=b"",
-                gas=21_000,
-                fees=fees,
-            )
-        return chain.sign(
-            self.relayer,
-            chain_id=self.settings.chain_id,
-            nonce=tx["nonce"],
-            to=tx["to_address"],
-            data=bytes(tx["data"]),
-            gas=int(tx["gas_limit"]),
-            fees=fees,
-        )

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from eth_typing import HexStr
 from web3 import Web3
 
-from shared import chain, nonces
+from shared import chain, rpc_batch
 from shared.broadcaster import Outgoing
 from shared.queries import q
+from shared.relayer import Relayer
 from shared.runtime import Runtime
 from shared.sender_stage import SenderStage
 
 log = structlog.get_logger()
+_HAS_MINTED = keccak(b"hasMinted(bytes32)")[:4]
 
 
 class MintSender(SenderStage):
@@ -30,18 +35,21 @@ class MintSender(SenderStage):
     claim_query = "claim_mints"
     release_query = "release_claimed_mints"
 
-    def __init__(self, runtime: Runtime, relayer: LocalAccount) -> None:
-        super().__init__(runtime, relayer, runtime.settings.mint_stage)
+    def __init__(self, runtime: Runtime, keys: Sequence[LocalAccount]) -> None:
+        super().__init__(runtime, keys, runtime.settings.mint_stage)
 
-    def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
+    def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, relayer: Relayer) -> None:
         already, unknown = [], []
-        for r in rows:
+        batched = rpc_batch.calls(self.rt.w3, [(r["token_address"], self._has_minted_call(r)) for r in rows])
+        for r, answer in zip(rows, batched, strict=True):
             try:
-                if self._has_minted(r["token_address"], r["mint_id"]):
-                    already.append(r["id"])
+                minted = bool(int.from_bytes(answer, "big")) if answer is not None else self._has_minted(r)
             except Exception as exc:  # this read failed: only this mint waits, the others go on
                 unknown.append(r)
                 error = exc
+                continue
+            if minted:
+                already.append(r["id"])
         if unknown:
             self.release(unknown, claim_token, error)
         rows = [r for r in rows if r not in unknown]
@@ -53,7 +61,7 @@ class MintSender(SenderStage):
         if fees is not None:
             largest = max(len(group) for group in todo.values())
             gas = self.settings.mint_gas_base + self.settings.mint_gas_per_item * largest
-            self.ensure_gas_money(len(todo), gas, fees)
+            relayer.ensure_gas_money(len(todo), gas, fees)
         sent: list[Outgoing] = []
         with self.rt.pool.connection() as conn, conn.transaction():
             if already:
@@ -70,7 +78,7 @@ class MintSender(SenderStage):
                 if not batch:
                     continue
                 assert fees is not None
-                nonce = nonces.allocate(conn, self.settings.chain_id, self.address, 1)
+                nonce = relayer.allocate(conn, 1)
                 data = self.rt.token().encode_abi(
                     "batchMint",
                     args=[
@@ -79,7 +87,7 @@ class MintSender(SenderStage):
                     ],
                 )
                 gas = self.settings.mint_gas_base + self.settings.mint_gas_per_item * len(batch)
-                chain_tx_id, signed = self.sign_and_store(
+                chain_tx_id, signed = relayer.sign_and_store(
                     conn, nonce=nonce, to=token_address, data=str(data), gas=gas, fees=fees, purpose="mint"
                 )
                 conn.execute(
@@ -92,11 +100,16 @@ class MintSender(SenderStage):
                     },
                 )
                 sent.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, nonce, {"mints": len(batch)}))
-        self.send(sent, "mint_tx_broadcast")
+        relayer.send(sent, "mint_tx_broadcast")
 
-    def _has_minted(self, token_address: str, mint_id: str) -> bool:
-        return bool(self.rt.token(token_address).functions.hasMinted(bytes.fromhex(mint_id[2:])).call())
+    def _has_minted_call(self, row: dict[str, Any]) -> bytes:
+        return _HAS_MINTED + bytes.fromhex(row["mint_id"][2:])
+
+    def _has_minted(self, row: dict[str, Any]) -> bool:
+        token = Web3.to_checksum_address(row["token_address"])
+        answer = self.rt.w3.eth.call({"to": token, "data": HexStr("0x" + self._has_minted_call(row).hex())})
+        return bool(int.from_bytes(answer, "big"))
 
 
 def create(runtime: Runtime) -> MintSender:
-    return MintSender(runtime, chain.relayer(runtime.settings.mint_relayer_key))
+    return MintSender(runtime, [chain.relayer(key) for key in runtime.settings.mint_relayer_keys])

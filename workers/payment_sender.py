@@ -10,6 +10,7 @@ so no authorization is submitted after it is known used, and no nonce is left as
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -18,10 +19,11 @@ from psycopg import Connection
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from shared import chain, nonces, payment_calls, txstore
+from shared import chain, payment_calls, txstore
 from shared.broadcaster import Outgoing
 from shared.chain import Fees
 from shared.queries import q
+from shared.relayer import Relayer
 from shared.retry import retry_delay
 from shared.reverts import AUTHORIZATION_USED
 from shared.runtime import Runtime
@@ -43,14 +45,14 @@ class PaymentSender(SenderStage):
     claim_query = "claim_payments"
     release_query = "release_claimed_payments"
 
-    def __init__(self, runtime: Runtime, relayer: LocalAccount) -> None:
-        super().__init__(runtime, relayer, runtime.settings.payment_stage)
+    def __init__(self, runtime: Runtime, keys: Sequence[LocalAccount]) -> None:
+        super().__init__(runtime, keys, runtime.settings.payment_stage)
         self.usdc_abi = runtime.usdc()
         self.aggregator = runtime.settings.payment_aggregator
 
-    def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID) -> None:
+    def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, relayer: Relayer) -> None:
         calls = {r["id"]: (r["asset"], payment_calls.transfer_calldata(self.usdc_abi, r)) for r in rows}
-        verdicts = payment_calls.preflight(self.rt.w3, self.relayer.address, calls, self.aggregator)
+        verdicts = payment_calls.preflight(self.rt.w3, relayer.address, calls, self.aggregator)
         sendable: dict[Any, tuple[str, bytes]] = {}
         failures: dict[Any, str] = {}
         deferred: dict[Any, str] = {}
@@ -79,17 +81,18 @@ class PaymentSender(SenderStage):
                 failures[row["id"]] = verdict
         fees = chain.quote_fees(self.rt.w3) if sendable else None
         if fees is not None:
-            self.ensure_gas_money(len(sendable), self.settings.payment_gas_limit, fees)
+            relayer.ensure_gas_money(len(sendable), self.settings.payment_gas_limit, fees)
         with self.rt.pool.connection() as conn, conn.transaction():
             self._record_failures(conn, claim_token, failures)
             self._record_deferred(conn, claim_token, deferred, {r["id"]: int(r["attempts"]) for r in rows})
             self._record_paid_elsewhere(conn, claim_token, paid_elsewhere)
-            sent = self._sign_and_store(conn, claim_token, sendable, fees)
-        self.send(sent, "payment_tx_broadcast")
+            sent = self._sign_and_store(conn, relayer, claim_token, sendable, fees)
+        relayer.send(sent, "payment_tx_broadcast")
 
     def _sign_and_store(
         self,
         conn: Connection[Any],
+        relayer: Relayer,
         claim_token: uuid.UUID,
         sendable: dict[Any, tuple[str, bytes]],
         fees: Fees | None,
@@ -107,7 +110,7 @@ class PaymentSender(SenderStage):
         assert fees is not None
         size = self.settings.payment_aggregate_size if self.aggregator else 1
         groups = [owned[i : i + size] for i in range(0, len(owned), size)]
-        first = nonces.allocate(conn, self.settings.chain_id, self.address, len(groups))
+        first = relayer.allocate(conn, len(groups))
         sent: list[Outgoing] = []
         for offset, group in enumerate(groups):
             planned = payment_calls.plan(
@@ -115,7 +118,7 @@ class PaymentSender(SenderStage):
                 aggregator=self.aggregator,
                 gas_per_call=self.settings.payment_gas_limit,
             )
-            chain_tx_id, signed = self.sign_and_store(
+            chain_tx_id, signed = relayer.sign_and_store(
                 conn,
                 nonce=first + offset,
                 to=planned.to,
@@ -190,9 +193,9 @@ class PaymentSender(SenderStage):
             log.warning("payment_paid_by_other_tx", payment_id=str(payment_id), tx_hash=outcome.tx_hash)
 
     def upkeep(self) -> int:
-        return self._cancel_pointless() + super().upkeep()
+        return sum(self._cancel_pointless(r) for r in self.relayers) + super().upkeep()
 
-    def _cancel_pointless(self) -> int:
+    def _cancel_pointless(self, relayer: Relayer) -> int:
         """Cancel our unmined payment transactions whose authorizations someone else has all used (in
         a Multicall3 transaction a used one only fails its own call, so the others still go)."""
         with self.rt.pool.connection() as conn:
@@ -200,7 +203,7 @@ class PaymentSender(SenderStage):
                 q("unconfirmed_payment_txs_of_sender"),
                 {
                     "chain_id": self.settings.chain_id,
-                    "address": self.address,
+                    "address": relayer.address,
                     "limit": 20,
                     "older_than": self.settings.rebroadcast_after_seconds,
                 },
@@ -256,4 +259,4 @@ class PaymentSender(SenderStage):
 
 
 def create(runtime: Runtime) -> PaymentSender:
-    return PaymentSender(runtime, chain.relayer(runtime.settings.payment_relayer_key))
+    return PaymentSender(runtime, [chain.relayer(key) for key in runtime.settings.payment_relayer_keys])

@@ -29,6 +29,19 @@ def buy(
     return str(reply.json()["paymentQueueId"])
 
 
+def buy_patiently(client: TestClient, token: str, key: str, quantity: int, *, timeout: float = 60.0) -> str:
+    """Buy as a well-behaved client does: on 429 (too many of this payer's payments still settling),
+    wait and send the same signed payment again."""
+    header = sign_payment(ask_price(client, token, quantity), key, chain_id=CHAIN_ID)
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = client.post(f"/api/mint/{token}", json={"quantity": quantity}, headers={"X-PAYMENT": header})
+        if reply.status_code != 429 or time.monotonic() > deadline:
+            assert reply.status_code == 202, reply.text
+            return str(reply.json()["paymentQueueId"])
+        time.sleep(0.05)
+
+
 def wait_for(
     client: TestClient, payment_id: str, *, mints_done: bool = True, timeout: float = 90.0
 ) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from web3 import Web3
 
 from api.app import create_app
 from cli.devnet import anvil
-from shared import outcomes, sender_stage
+from shared import outcomes
+from shared import relayer as relayer_module
 from shared.config import Settings
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.helpers import buy
@@ -45,7 +46,7 @@ def die_before_broadcast(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The sender commits its signed transactions and dies before sending them."""
     lost: list[Any] = []
     monkeypatch.setattr(
-        sender_stage, "broadcast_stored", lambda rt, outgoing, event: lost.extend(outgoing) or set()
+        relayer_module, "broadcast_stored", lambda rt, outgoing, event: lost.extend(outgoing) or set()
     )
     return lost
 
@@ -91,7 +92,7 @@ def test_crash_after_broadcast_before_bookkeeping_settles_once(
         raise SystemExit("killed after broadcast")
 
     with monkeypatch.context() as m:
-        m.setattr(sender_stage, "broadcast_stored", broadcast_then_die)
+        m.setattr(relayer_module, "broadcast_stored", broadcast_then_die)
         with pytest.raises(SystemExit):
             stages.payment.run_once()
     stages.run_until(lambda: finished(fast, payment_id))
@@ -164,7 +165,7 @@ def test_nonce_taken_by_a_foreign_transaction_replans_the_work(
         lost = die_before_broadcast(m)
         stages.payment.run_once()
     # Someone else uses the relayer key: the nonce our stored transaction holds is consumed.
-    relayer = Web3.to_checksum_address(stages.payment.address)
+    relayer = Web3.to_checksum_address(stages.payment.relayers[0].address)
     rpc(devchain.w3, "eth_sendTransaction", {"from": relayer, "to": relayer, "value": "0x0"})
     dropped_id = payment(fast, payment_id)["chain_tx_id"]
 
@@ -179,13 +180,13 @@ def test_nonce_taken_by_a_foreign_transaction_replans_the_work(
 def test_nonce_too_low_on_send_lines_the_stored_nonce_up_with_the_chain(
     client: TestClient, stages: Stages, fast: Settings, devchain: Chain, deployment: Deployment
 ) -> None:
-    relayer = Web3.to_checksum_address(stages.payment.address)
+    relayer = Web3.to_checksum_address(stages.payment.relayers[0].address)
     for _ in range(3):  # the key is used elsewhere, three times, after our sender started
         rpc(devchain.w3, "eth_sendTransaction", {"from": relayer, "to": relayer, "value": "0x0"})
     payment_id = buy(client, deployment.token.address, BUYER.key.hex(), 1)
     stages.payment.run_once()  # sent with a stale nonce: "nonce too low" → reconcile
     (stored,) = query(
-        fast, "SELECT next_nonce FROM relayer_nonces WHERE address = %s", stages.payment.address
+        fast, "SELECT next_nonce FROM relayer_nonces WHERE address = %s", stages.payment.relayers[0].address
     )
     assert stored["next_nonce"] >= devchain.w3.eth.get_transaction_count(relayer, "pending")
     stages.run_until(lambda: finished(fast, payment_id))
@@ -200,7 +201,7 @@ def test_an_allocated_nonce_with_no_stored_transaction_is_filled(
     query(
         fast,
         "UPDATE relayer_nonces SET next_nonce = next_nonce + 3 WHERE address = %s RETURNING next_nonce",
-        stages.payment.address,
+        stages.payment.relayers[0].address,
     )
     payment_id = buy(client, deployment.token.address, BUYER.key.hex(), 1)
     stages.run_until(lambda: finished(fast, payment_id))
@@ -208,6 +209,6 @@ def test_an_allocated_nonce_with_no_stored_transaction_is_filled(
     fillers = query(
         fast,
         "SELECT state::text AS state FROM chain_txs WHERE purpose = 'filler' AND from_address = %s",
-        stages.payment.address,
+        stages.payment.relayers[0].address,
     )
     assert len(fillers) >= 3 and {f["state"] for f in fillers} == {"confirmed"}

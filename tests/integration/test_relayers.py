@@ -19,7 +19,7 @@ from shared.config import Settings
 from shared.runtime import open_runtime
 from shared.stage import run_stage
 from tests.integration.conftest import CHAIN_ID, Chain, Deployment, Pipeline
-from tests.integration.helpers import buy
+from tests.integration.helpers import buy, buy_patiently
 from tests.integration.stages import Stages, finished, payment, query, rpc
 from workers import payment_sender
 
@@ -71,7 +71,7 @@ def test_two_payment_senders_share_one_key(
     thread = threading.Thread(target=run_stage, args=(second, settings.database_url, stop), daemon=True)
     thread.start()
     try:
-        ids = [buy(client, deployment.token.address, BUYER.key.hex(), 1 + i % 3) for i in range(30)]
+        ids = [buy_patiently(client, deployment.token.address, BUYER.key.hex(), 1 + i % 3) for i in range(30)]
         deadline = time.monotonic() + 90
         while not all(finished(settings, pid) for pid in ids) and time.monotonic() < deadline:
             time.sleep(0.2)

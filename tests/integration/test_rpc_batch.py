@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from eth_hash.auto import keccak
 
 from shared import rpc_batch
-from tests.integration.conftest import Chain
+from tests.integration.conftest import Chain, Deployment
 from tests.integration.stages import rpc
 
 pytestmark = pytest.mark.chain
@@ -16,7 +17,8 @@ def test_receipts_in_one_batch_found_and_missing(devchain: Chain) -> None:
     rpc(w3, "evm_mine")
     sender = w3.eth.accounts[3]
     mined = [
-        "0x" + bytes(w3.eth.send_transaction({"from": sender, "to": sender, "value": 1})).hex() for _ in range(2)
+        "0x" + bytes(w3.eth.send_transaction({"from": sender, "to": sender, "value": 1})).hex()
+        for _ in range(2)
     ]
     missing = "0x" + "ab" * 32
     found = rpc_batch.receipts(w3, [*mined, missing, mined[0]])
@@ -40,3 +42,14 @@ def test_a_refused_entry_is_left_out_for_the_one_at_a_time_path(devchain: Chain)
     w3 = devchain.w3
     found = rpc_batch.receipts(w3, ["0x1234"])  # not a hash: the node answers this entry with an error
     assert found == {}
+
+
+def test_calls_in_one_batch(devchain: Chain, deployment: Deployment) -> None:
+    w3 = devchain.w3
+    usdc = deployment.usdc.address
+    decimals = keccak(b"decimals()")[:4]
+    nothing_there = "0x" + "00" * 19 + "01"  # a precompile: answers, but not with decimals
+    answers = rpc_batch.calls(w3, [(usdc, decimals), (usdc, b"\xde\xad\xbe\xef"), (nothing_there, decimals)])
+    assert answers[0] is not None and int.from_bytes(answers[0], "big") == 6
+    assert answers[1] is None  # reverted (no such function): left for the one-at-a-time path
+    assert answers[2] is not None

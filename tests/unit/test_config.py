@@ -11,7 +11,9 @@ def test_defaults_are_the_seeds() -> None:
     s = load_settings({"DATABASE_URL": "postgresql://x/y"})
     assert (s.payment_stage.batch_size, s.payment_stage.poll_interval) == (50, 4.0)
     assert (s.confirm_stage.batch_size, s.confirm_stage.poll_interval) == (20, 2.0)
-    assert (s.mint_stage.batch_size, s.mint_stage.poll_interval) == (10, 3.0)
+    # The seed minted 10 per claim; one batchMint carries 100 here (throughput at 1 s blocks).
+    assert (s.mint_stage.batch_size, s.mint_stage.poll_interval) == (100, 3.0)
+    assert s.payment_aggregator == "0xca11bde05977b3631167028862be2a173976ca11"  # canonical Multicall3
     assert s.max_quantity == 10 and s.chain_id == 31337 and s.confirmations == 1
     assert s.drain_seconds < 30  # below supervisord's stopwaitsecs
 
@@ -33,3 +35,29 @@ def test_keys_never_show_in_the_settings_repr() -> None:
         {"DATABASE_URL": "postgresql://x/y", "PAYMENT_RELAYER_KEY": key, "MINT_RELAYER_KEY": key}
     )
     assert key not in repr(s)
+
+
+def test_relayer_pools_from_a_list_or_a_single_key() -> None:
+    a, b = "0x" + "ab" * 32, "0x" + "cd" * 32
+    base = {"DATABASE_URL": "postgresql://x/y"}
+    assert load_settings({**base, "PAYMENT_RELAYER_KEY": a}).payment_relayer_keys == (a,)
+    assert load_settings({**base, "MINT_RELAYER_KEYS": f"{a}, {b}"}).mint_relayer_keys == (a, b)
+    assert load_settings(base).payment_relayer_keys == ()
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings({**base, "PAYMENT_RELAYER_KEY": a, "PAYMENT_RELAYER_KEYS": b})
+    with pytest.raises(ConfigError, match="twice"):
+        load_settings({**base, "MINT_RELAYER_KEYS": f"{a},{a}"})
+    s = load_settings({**base, "PAYMENT_RELAYER_KEYS": f"{a},{b}"})
+    assert a not in repr(s) and b not in repr(s)
+
+
+def test_multicall_can_be_moved_or_turned_off() -> None:
+    base = {"DATABASE_URL": "postgresql://x/y"}
+    assert load_settings({**base, "MULTICALL3_ADDRESS": "none"}).payment_aggregator == ""
+    other = "0x" + "12" * 20
+    assert (
+        load_settings({**base, "MULTICALL3_ADDRESS": other.upper().replace("X", "x")}).payment_aggregator
+        == other
+    )
+    with pytest.raises(ConfigError, match="MULTICALL3_ADDRESS"):
+        load_settings({**base, "MULTICALL3_ADDRESS": "0x1234"})
