@@ -36,6 +36,8 @@ from tests.integration.stages import query
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 PAYMENTS = int(os.environ.get("CHAOS_PAYMENTS", "200"))
 SEED = int(os.environ.get("CHAOS_SEED", "402"))
+# Submissions are spread over at least ~15 s, so the pipeline works under fire the whole time.
+SUBMIT_GAP = max(0.015, 15 / PAYMENTS)
 STAGES = ("payment-sender", "confirmer", "mint-sender")
 COPIES = 2
 FUNDED, UNFUNDED = 18, 2
@@ -86,6 +88,12 @@ def test_chaos(
     )
     deploy.register_token(chaos_db, deploy.read_token(w3, token.address))
     usdc, mint_token = contracts(w3, deployment.usdc.address, token.address)
+    # Each stage runs a pool of two keys (claims take them in turn).
+    payment_pool, mint_pool = [payment_relayer, Account.create()], [mint_relayer, Account.create()]
+    for extra in (payment_pool[1], mint_pool[1]):
+        w3.provider.make_request("anvil_setBalance", [extra.address, hex(10**20)])  # type: ignore[arg-type]
+    granted = mint_token.functions.grantRole(mint_token.functions.MINTER_ROLE().call(), mint_pool[1].address)
+    assert w3.eth.wait_for_transaction_receipt(granted.transact({"from": deployer}))["status"] == 1
     buyers = [Account.create() for _ in range(FUNDED + UNFUNDED)]
     deploy.fund(w3, deployer, deployment.usdc.address, [b.address for b in buyers[:FUNDED]], 10_000 * 10**6)
     usdc_before = usdc.functions.balanceOf(mint_token.address).call()
@@ -108,8 +116,8 @@ def test_chaos(
             "DATABASE_URL": chaos_db,
             "RPC_URL": f"http://127.0.0.1:{proxy.port}",
             "CHAIN_ID": str(CHAIN_ID),
-            "PAYMENT_RELAYER_KEY": payment_relayer.key.hex(),
-            "MINT_RELAYER_KEY": mint_relayer.key.hex(),
+            "PAYMENT_RELAYER_KEYS": ",".join(k.key.hex() for k in payment_pool),
+            "MINT_RELAYER_KEYS": ",".join(k.key.hex() for k in mint_pool),
             "PAYMENT_POLL_INTERVAL": "0.5",
             "CONFIRM_POLL_INTERVAL": "0.5",
             "MINT_POLL_INTERVAL": "0.5",
@@ -149,7 +157,7 @@ def test_chaos(
                     code = reply.status_code if reply is not None else 0
                     submit_errors[code] = submit_errors.get(code, 0) + 1
                     time.sleep(0.2)
-                time.sleep(rng.uniform(0, 0.03))
+                time.sleep(rng.uniform(0, 2 * SUBMIT_GAP))
 
         proxy.fail_rate, proxy.delay_rate, proxy.delay = 0.1, 0.05, 0.4
         chaos_started = time.monotonic()
