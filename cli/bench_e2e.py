@@ -149,7 +149,8 @@ def _report_gas(database_url: str, ids: list[str], reference: tuple[int, int]) -
 
 def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: Any) -> tuple[int, int]:
     """The yardstick, measured on the node: gas used by one transferWithAuthorization sent alone, and
-    by ten single `mint` transactions to one new holder (mean). They run inside an EVM snapshot that is
+    by ten single `mint` transactions of one purchase's units to one new holder (mean; with this
+    contract they too share the id bitmap word, so the yardstick is the stricter one). They run inside an EVM snapshot that is
     reverted at once, so they leave nothing behind."""
     from cli.devnet import anvil as dev_anvil
     from shared.contracts import load_artifact
@@ -163,6 +164,7 @@ def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: 
     )
     minter = w3.eth.contract(address=Web3.to_checksum_address(token), abi=load_artifact("MintToken").abi)
     holder = Account.create().address
+    purchase = os.urandom(31)  # the ten units of one purchase, numbered as shared/mint_ids.py does
 
     def gas_used(call: Any, sender: int) -> int:
         tx_hash = call.transact({"from": dev_anvil.dev_account(sender).address})
@@ -185,7 +187,8 @@ def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: 
             dev_anvil.DEPLOYER,
         )
         mints = [
-            gas_used(minter.functions.mint(holder, os.urandom(32)), dev_anvil.DEPLOYER) for _ in range(10)
+            gas_used(minter.functions.mint(holder, purchase + bytes([i])), dev_anvil.DEPLOYER)
+            for i in range(10)
         ]
     finally:
         w3.provider.make_request("evm_revert", [snapshot])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from shared.mint_ids import MAX_MINT_INDEX
 from shared.multicall import CANONICAL_ADDRESS as CANONICAL_MULTICALL3
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
@@ -57,6 +58,13 @@ def _versions(raw: str) -> tuple[int, ...]:
     if not versions or not set(versions) <= {1, 2}:
         raise ConfigError(f"X402_VERSIONS must list 1 and/or 2, got {raw!r}")
     return versions
+
+
+def _quantity(value: int) -> int:
+    # A purchase's mint ids number its units in one byte (shared/mint_ids.py).
+    if not 1 <= value <= MAX_MINT_INDEX + 1:
+        raise ConfigError(f"MAX_QUANTITY must be between 1 and {MAX_MINT_INDEX + 1}, got {value}")
+    return value
 
 
 def _keys(env: Mapping[str, str], pool: str, single: str) -> tuple[str, ...]:
@@ -157,7 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_port=_int(e, "API_PORT", 8402),
         api_workers=_int(e, "API_WORKERS", 1),
         public_url=e.get("PUBLIC_URL", ""),
-        max_quantity=_int(e, "MAX_QUANTITY", 10),
+        max_quantity=_quantity(_int(e, "MAX_QUANTITY", 10)),
         x402_versions=_versions(e.get("X402_VERSIONS") or "1,2"),
         max_pending_per_payer=_int(e, "MAX_PENDING_PER_PAYER", 10),
         max_header_bytes=_int(e, "MAX_HEADER_BYTES", 8192),

@@ -35,8 +35,11 @@ contract MintToken is ERC20, AccessControl {
 
     /// @notice Mint units minted so far.
     uint256 public mintCount;
-    /// @notice Whether a mintId has been minted.
-    mapping(bytes32 mintId => bool) public hasMinted;
+    /// @dev Minted ids as a bitmap: id >> 8 selects a word, its low byte the bit. Every bytes32 has
+    ///      its own bit; ids that differ only in the low byte (the units of one purchase, as the
+    ///      off-chain minter numbers them) share a word, so a purchase's first unit pays for the
+    ///      storage slot and the others only flip bits in it.
+    mapping(uint256 word => uint256 bits) private _minted;
 
     event TokensMinted(address indexed to, uint256 amount, bytes32 indexed mintId);
     event MintSkipped(bytes32 indexed mintId, uint8 reason);
@@ -71,6 +74,15 @@ contract MintToken is ERC20, AccessControl {
         _grantRole(MINTER_ROLE, admin);
     }
 
+    /// @notice Whether a mintId has been minted.
+    function hasMinted(bytes32 mintId) public view returns (bool) {
+        return (_minted[uint256(mintId) >> 8] >> (uint256(mintId) & 0xff)) & 1 == 1;
+    }
+
+    function _markMinted(bytes32 mintId) private {
+        _minted[uint256(mintId) >> 8] |= 1 << (uint256(mintId) & 0xff);
+    }
+
     /// @notice Mint units still available.
     function remainingSupply() external view returns (uint256) {
         return maxMintCount - mintCount;
@@ -78,10 +90,10 @@ contract MintToken is ERC20, AccessControl {
 
     /// @notice Mint one unit to `to` for the paid purchase `mintId`.
     function mint(address to, bytes32 mintId) external onlyRole(MINTER_ROLE) {
-        if (hasMinted[mintId]) revert AlreadyMinted(mintId);
+        if (hasMinted(mintId)) revert AlreadyMinted(mintId);
         uint256 count = mintCount;
         if (count >= maxMintCount) revert SoldOut();
-        hasMinted[mintId] = true;
+        _markMinted(mintId);
         mintCount = count + 1;
         _mint(to, mintAmount);
         emit TokensMinted(to, mintAmount, mintId);
@@ -89,6 +101,8 @@ contract MintToken is ERC20, AccessControl {
 
     /// @notice Mint one unit per (recipient, mintId) pair. Items that cannot be minted
     ///         are skipped with a MintSkipped event instead of reverting the batch.
+    ///         Every minted id gets its TokensMinted event; the tokens of consecutive items
+    ///         for the same recipient are minted at once (one balance write, one Transfer).
     function batchMint(address[] calldata to, bytes32[] calldata mintIds) external onlyRole(MINTER_ROLE) {
         uint256 n = to.length;
         if (n != mintIds.length) revert LengthMismatch(n, mintIds.length);
@@ -97,24 +111,33 @@ contract MintToken is ERC20, AccessControl {
         uint256 count = start;
         uint256 max = maxMintCount;
         uint256 amount = mintAmount;
+        address runTo; // recipient of the current run of minted items
+        uint256 runUnits; // units minted to runTo and not yet credited
         for (uint256 i; i < n; ++i) {
             bytes32 mintId = mintIds[i];
             address recipient = to[i];
-            if (hasMinted[mintId]) {
+            if (hasMinted(mintId)) {
                 emit MintSkipped(mintId, SKIP_ALREADY_MINTED);
             } else if (count >= max) {
                 emit MintSkipped(mintId, SKIP_SOLD_OUT);
             } else if (recipient == address(0)) {
                 emit MintSkipped(mintId, SKIP_INVALID_RECIPIENT);
             } else {
-                hasMinted[mintId] = true;
+                _markMinted(mintId);
+                if (recipient != runTo) {
+                    if (runUnits != 0) _mint(runTo, runUnits * amount);
+                    runTo = recipient;
+                    runUnits = 0;
+                }
                 unchecked {
                     ++count; // count < max, cannot overflow
+                    ++runUnits; // runUnits <= count
                 }
-                _mint(recipient, amount);
                 emit TokensMinted(recipient, amount, mintId);
             }
         }
+        // runUnits * amount <= maxMintCount * mintAmount, which the constructor checked fits.
+        if (runUnits != 0) _mint(runTo, runUnits * amount);
         if (count != start) mintCount = count; // single SSTORE per batch
     }
 

@@ -702,6 +702,52 @@ def test_batch_mint_gas(w3: Web3, usdc: Contract, accounts: list[str]) -> None:
     assert GAS["batchMint x10 (fresh ids, fresh recipients)"] < 10 * receipt["gasUsed"]
 
 
+def test_batch_mint_credits_each_run_of_one_recipient_once(
+    w3: Web3, usdc: Contract, accounts: list[str]
+) -> None:
+    admin = accounts[0]
+    token = deploy_token(w3, usdc, admin, max_mint_count=1_000)
+    a, b = Account.create().address, Account.create().address
+    send(w3, token.functions.batchMint([a], [mint_id("run-done")]), admin)
+    to = [a, a, a, b, a, a]
+    ids = [mint_id(f"run-{i}") for i in range(5)] + [mint_id("run-done")]  # the last one is minted already
+    receipt = send(w3, token.functions.batchMint(to, ids), admin)
+    assert [e["mintId"] for e in events(token, "TokensMinted", receipt)] == ids[:5]
+    assert events(token, "MintSkipped", receipt) == [{"mintId": mint_id("run-done"), "reason": 1}]
+    transfers = [(e["to"], e["value"]) for e in events(token, "Transfer", receipt)]
+    assert transfers == [(a, 3 * MINT_AMOUNT), (b, MINT_AMOUNT), (a, MINT_AMOUNT)]  # one per run
+    assert token.functions.balanceOf(a).call() == 5 * MINT_AMOUNT
+    assert token.functions.balanceOf(b).call() == MINT_AMOUNT
+    assert token.functions.totalSupply().call() == 6 * MINT_AMOUNT
+    assert token.functions.mintCount().call() == 6
+
+    receipt = send(w3, token.functions.batchMint([b] * 10, [mint_id(f"ten-{i}") for i in range(10)]), admin)
+    GAS["batchMint x10 (fresh ids, one recipient)"] = receipt["gasUsed"]
+
+
+def test_minted_ids_are_a_bitmap_each_id_its_own_bit(w3: Web3, usdc: Contract, accounts: list[str]) -> None:
+    admin = accounts[0]
+    token = deploy_token(w3, usdc, admin, max_mint_count=1_000)
+    buyer = Account.create().address
+    purchase = mint_id("purchase")[:31]
+    units = [purchase + bytes([i]) for i in range(10)]  # one purchase's ids, as shared/mint_ids.py makes them
+    receipt = send(w3, token.functions.batchMint([buyer] * 10, units), admin)
+    GAS["batchMint x10 (one purchase: one recipient, one id word)"] = receipt["gasUsed"]
+    assert [e["mintId"] for e in events(token, "TokensMinted", receipt)] == units
+    assert all(token.functions.hasMinted(u).call() for u in units)
+    # Neighbours in the same word, and the same low byte in another word, are other ids.
+    assert not token.functions.hasMinted(purchase + bytes([10])).call()
+    assert not token.functions.hasMinted(purchase + bytes([255])).call()
+    assert not token.functions.hasMinted(mint_id("other")[:31] + bytes([0])).call()
+    receipt = send(w3, token.functions.batchMint([buyer] * 2, [units[3], purchase + bytes([255])]), admin)
+    assert events(token, "MintSkipped", receipt) == [{"mintId": units[3], "reason": 1}]
+    assert token.functions.hasMinted(purchase + bytes([255])).call()
+    assert token.functions.balanceOf(buyer).call() == 11 * MINT_AMOUNT
+    assert token.functions.mintCount().call() == 11
+    with pytest.raises(ContractCustomError):
+        send(w3, token.functions.mint(buyer, units[0]), admin)  # AlreadyMinted
+
+
 def test_withdraw_is_admin_only(w3: Web3, usdc: Contract, payer: LocalAccount, accounts: list[str]) -> None:
     admin, treasury = accounts[0], accounts[6]
     token = deploy_token(w3, usdc, admin)

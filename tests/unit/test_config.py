@@ -25,6 +25,8 @@ def test_values_are_read_and_checked() -> None:
     assert s.mint_stage.batch_size == 25 and s.confirm_stage.poll_interval == 0.5
     with pytest.raises(ConfigError, match="MAX_QUANTITY"):
         load_settings({"DATABASE_URL": "postgresql://x/y", "MAX_QUANTITY": "ten"})
+    with pytest.raises(ConfigError, match="MAX_QUANTITY must be between 1 and 256"):
+        load_settings({"DATABASE_URL": "postgresql://x/y", "MAX_QUANTITY": "257"})
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         load_settings({})
 

@@ -342,15 +342,18 @@ ASSET = "0xe7f1725e7734ce288f8367e1bb143e90bb3f0512"
 NONCE = bytes(range(32))
 
 
-def test_mint_id_is_keccak_of_packed_fields() -> None:
-    expected = keccak(
+def test_mint_id_is_the_purchase_key_then_the_index_byte() -> None:
+    key = keccak(
         encode_packed(
-            ["address", "address", "address", "bytes32", "uint32"],
-            [to_checksum_address(TOKEN), to_checksum_address(ASSET), to_checksum_address(PAYER), NONCE, 7],
+            ["address", "address", "address", "bytes32"],
+            [to_checksum_address(TOKEN), to_checksum_address(ASSET), to_checksum_address(PAYER), NONCE],
         )
     )
     assert len(encode_packed(["address"], [TOKEN])) == 20  # packed, not padded to 32
-    assert mint_id(TOKEN, ASSET, PAYER, NONCE, 7) == expected
+    assert mint_id(TOKEN, ASSET, PAYER, NONCE, 7) == key[:31] + b"\x07"
+    # The units of one purchase share the contract's bitmap word (id >> 8), each its own bit.
+    words = {int.from_bytes(mint_id(TOKEN, ASSET, PAYER, NONCE, i), "big") >> 8 for i in range(10)}
+    assert len(words) == 1
 
 
 def test_mint_id_is_deterministic_and_ignores_address_case() -> None:
@@ -363,7 +366,7 @@ def test_mint_id_differs_by_every_input() -> None:
     base = mint_id(TOKEN, ASSET, PAYER, NONCE, 0)
     variants = [
         mint_id(TOKEN, ASSET, PAYER, NONCE, 1),
-        mint_id(TOKEN, ASSET, PAYER, NONCE, 2**32 - 1),
+        mint_id(TOKEN, ASSET, PAYER, NONCE, 255),
         mint_id(TOKEN, ASSET, PAYER, bytes(32), 0),
         mint_id(TOKEN, ASSET, "0x" + "00" * 20, NONCE, 0),
         mint_id("0x" + "00" * 20, ASSET, PAYER, NONCE, 0),
@@ -372,7 +375,7 @@ def test_mint_id_differs_by_every_input() -> None:
     assert len({base, *variants}) == 1 + len(variants)
 
 
-@given(indexes=st.lists(st.integers(min_value=0, max_value=2**32 - 1), min_size=2, max_size=20, unique=True))
+@given(indexes=st.lists(st.integers(min_value=0, max_value=255), min_size=2, max_size=20, unique=True))
 def test_mint_ids_of_one_payment_are_distinct(indexes: list[int]) -> None:
     ids = {mint_id(TOKEN, ASSET, PAYER, NONCE, index) for index in indexes}
     assert len(ids) == len(indexes)
@@ -382,7 +385,7 @@ def test_mint_ids_of_one_payment_are_distinct(indexes: list[int]) -> None:
     "args, message",
     [
         ((TOKEN, ASSET, PAYER, NONCE, -1), "index must be an int in"),
-        ((TOKEN, ASSET, PAYER, NONCE, 2**32), "index must be an int in"),
+        ((TOKEN, ASSET, PAYER, NONCE, 256), "index must be an int in"),
         ((TOKEN, ASSET, PAYER, NONCE, True), "index must be an int in"),
         ((TOKEN, ASSET, PAYER, NONCE[:31], 0), "nonce must be exactly 32 bytes"),
         (("0x1234", ASSET, PAYER, NONCE, 0), "token is not a 0x address"),
