@@ -150,8 +150,8 @@ def _report_gas(database_url: str, ids: list[str], reference: tuple[int, int]) -
 def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: Any) -> tuple[int, int]:
     """The yardstick, measured on the node: gas used by one transferWithAuthorization sent alone, and
     by ten single `mint` transactions of one purchase's units to one new holder (mean; with this
-    contract they too share the id bitmap word, so the yardstick is the stricter one). They run inside an EVM snapshot that is
-    reverted at once, so they leave nothing behind."""
+    contract they too share the id bitmap word, so the yardstick is the stricter one). They run
+    inside an EVM snapshot that is reverted at once, so they leave nothing behind."""
     from cli.devnet import anvil as dev_anvil
     from shared.contracts import load_artifact
 
