@@ -20,6 +20,7 @@ from web3 import Web3
 from cli.buyer import answer_402
 from cli.devnet import anvil, deploy
 from shared import chain
+from shared.payment_calls import transfer_args
 from shared.queries import q
 from shared.x402 import decode_payment_header, decode_payment_signature_header
 
@@ -174,15 +175,15 @@ def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: 
     try:
         transfer = gas_used(
             usdc.functions.transferWithAuthorization(
-                Web3.to_checksum_address(auth.from_address),
-                Web3.to_checksum_address(auth.to),
-                auth.value,
-                auth.valid_after,
-                auth.valid_before,
-                auth.nonce,
-                sig[64],
-                sig[:32],
-                sig[32:64],
+                *transfer_args(
+                    auth.from_address,
+                    auth.to,
+                    auth.value,
+                    auth.valid_after,
+                    auth.valid_before,
+                    auth.nonce,
+                    sig,
+                )
             ),
             dev_anvil.DEPLOYER,
         )

@@ -60,15 +60,7 @@ def _not_paid_here(
 ) -> None:
     ids = {"chain_tx_id": tx["id"], "id": payment_id}
     if outcome.state is AuthorizationState.PAID:  # someone else's transaction moved the money
-        assert outcome.tx_hash and outcome.sender is not None and outcome.sender_nonce is not None
-        external = txstore.store_external(
-            conn,
-            chain_id=tx["chain_id"],
-            sender=outcome.sender,
-            nonce=outcome.sender_nonce,
-            tx_hash=outcome.tx_hash,
-            purpose="payment",
-        )
+        external = txstore.store_paying_tx(conn, chain_id=tx["chain_id"], outcome=outcome)
         conn.execute(
             q("repoint_payment"),
             {

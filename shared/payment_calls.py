@@ -29,24 +29,34 @@ class Unavailable:
 Preflight = str | Unavailable | None
 
 
+def transfer_args(
+    payer: str, pay_to: str, value: int, valid_after: int, valid_before: int, nonce: bytes, signature: bytes
+) -> list[Any]:
+    """The arguments of `transferWithAuthorization` (v, r, s split from the 65-byte signature)."""
+    return [
+        Web3.to_checksum_address(payer),
+        Web3.to_checksum_address(pay_to),
+        value,
+        valid_after,
+        valid_before,
+        nonce,
+        signature[64],
+        signature[:32],
+        signature[32:64],
+    ]
+
+
 def transfer_calldata(usdc_abi: Any, row: Mapping[str, Any]) -> bytes:
-    sig = bytes.fromhex(str(row["signature"]).removeprefix("0x"))
-    r, s, v = sig[:32], sig[32:64], sig[64]
-    data = usdc_abi.encode_abi(
-        "transferWithAuthorization",
-        args=[
-            Web3.to_checksum_address(row["payer"]),
-            Web3.to_checksum_address(row["token_address"]),
-            int(row["amount"]),
-            int(row["valid_after"]),
-            int(row["valid_before"]),
-            bytes.fromhex(str(row["nonce"]).removeprefix("0x")),
-            v,
-            r,
-            s,
-        ],
+    args = transfer_args(
+        row["payer"],
+        row["token_address"],
+        int(row["amount"]),
+        int(row["valid_after"]),
+        int(row["valid_before"]),
+        bytes.fromhex(str(row["nonce"]).removeprefix("0x")),
+        bytes.fromhex(str(row["signature"]).removeprefix("0x")),
     )
-    return bytes.fromhex(str(data).removeprefix("0x"))
+    return bytes.fromhex(str(usdc_abi.encode_abi("transferWithAuthorization", args=args)).removeprefix("0x"))
 
 
 @dataclass(frozen=True, slots=True)

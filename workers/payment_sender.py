@@ -172,15 +172,7 @@ class PaymentSender(SenderStage):
         self, conn: Connection[Any], claim_token: uuid.UUID, paid_elsewhere: dict[Any, Outcome]
     ) -> None:
         for payment_id, outcome in paid_elsewhere.items():
-            assert outcome.tx_hash and outcome.sender and outcome.sender_nonce is not None
-            chain_tx_id = txstore.store_external(
-                conn,
-                chain_id=self.settings.chain_id,
-                sender=outcome.sender,
-                nonce=outcome.sender_nonce,
-                tx_hash=outcome.tx_hash,
-                purpose="payment",
-            )
+            chain_tx_id = txstore.store_paying_tx(conn, chain_id=self.settings.chain_id, outcome=outcome)
             conn.execute(
                 q("mark_external_payment_sent"),
                 {

@@ -106,36 +106,35 @@ def test_payments_share_one_transaction_and_a_failing_call_fails_only_its_paymen
         stages.close()
 
 
+def settle_purchases(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment, n: int, **changes: object
+) -> list[dict[str, object]]:
+    """n fresh buyers buy one unit each; the stages run with `changes` until all are finished."""
+    ids = [
+        buy(client, deployment.token.address, b.key.hex(), 1) for b in fresh_buyers(devchain, deployment, n)
+    ]
+    stages = Stages(replace(settings, **changes))  # type: ignore[arg-type]
+    try:
+        stages.run_until(lambda: all(finished(settings, i) for i in ids))
+    finally:
+        stages.close()
+    rows = [payment(settings, i) for i in ids]
+    assert all((r["state"], r["minted"]) == ("completed", 1) for r in rows)
+    return rows
+
+
 def test_without_an_aggregator_each_payment_is_its_own_transaction(
     client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
 ) -> None:
-    buyers = fresh_buyers(devchain, deployment, 2)
-    ids = [buy(client, deployment.token.address, b.key.hex(), 1) for b in buyers]
-    stages = Stages(replace(settings, payment_aggregator=""))
-    try:
-        stages.run_until(lambda: all(finished(settings, i) for i in ids))
-        rows = [payment(settings, i) for i in ids]
-        assert [(r["state"], r["minted"]) for r in rows] == [("completed", 1), ("completed", 1)]
-        assert rows[0]["chain_tx_id"] != rows[1]["chain_tx_id"]
-        for r in rows:
-            assert rpc(devchain.w3, "eth_getTransactionByHash", r["tx_hash"])["to"] == deployment.usdc.address
-    finally:
-        stages.close()
+    rows = settle_purchases(client, settings, devchain, deployment, 2, payment_aggregator="")
+    assert rows[0]["chain_tx_id"] != rows[1]["chain_tx_id"]
+    for r in rows:
+        assert rpc(devchain.w3, "eth_getTransactionByHash", r["tx_hash"])["to"] == deployment.usdc.address
 
 
 def test_a_large_claim_is_split_into_transactions_of_the_aggregate_size(
     client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
 ) -> None:
-    buyers = fresh_buyers(devchain, deployment, 5)
-    ids = [buy(client, deployment.token.address, b.key.hex(), 1) for b in buyers]
-    stages = Stages(replace(settings, payment_aggregate_size=2))
-    try:
-        stages.run_until(lambda: all(finished(settings, i) for i in ids))
-        rows = [payment(settings, i) for i in ids]
-        assert all((r["state"], r["minted"]) == ("completed", 1) for r in rows)
-        sizes = sorted(
-            sum(1 for r in rows if r["chain_tx_id"] == tx) for tx in {r["chain_tx_id"] for r in rows}
-        )
-        assert sizes == [1, 2, 2]
-    finally:
-        stages.close()
+    rows = settle_purchases(client, settings, devchain, deployment, 5, payment_aggregate_size=2)
+    txs = [r["chain_tx_id"] for r in rows]
+    assert sorted(txs.count(tx) for tx in set(txs)) == [1, 2, 2]

@@ -15,6 +15,7 @@ from cli.buyer import sign_payment
 from cli.devnet import anvil
 from shared.config import Settings
 from shared.contracts import load_artifact
+from shared.payment_calls import transfer_args
 from shared.x402 import decode_payment_header
 from tests.integration.conftest import CHAIN_ID, Chain, Deployment
 from tests.integration.helpers import ask_price
@@ -56,15 +57,7 @@ def stranger_submits(devchain: Chain, deployment: Deployment, header: str, tip: 
         address=Web3.to_checksum_address(deployment.usdc.address), abi=load_artifact("TestUSDC").abi
     )
     tx_hash = usdc.functions.transferWithAuthorization(
-        Web3.to_checksum_address(a.from_address),
-        Web3.to_checksum_address(a.to),
-        a.value,
-        a.valid_after,
-        a.valid_before,
-        a.nonce,
-        sig[64],
-        sig[:32],
-        sig[32:64],
+        *transfer_args(a.from_address, a.to, a.value, a.valid_after, a.valid_before, a.nonce, sig)
     ).transact(
         {"from": STRANGER.address, "gas": 200_000, "maxPriorityFeePerGas": tip, "maxFeePerGas": 1000 * GWEI}
     )
