@@ -29,3 +29,16 @@ SELECT p.id, p.payer, p.quantity, p.processed_at,
  GROUP BY p.id
 HAVING count(m.id) FILTER (WHERE m.status = 'completed') < p.quantity
  ORDER BY p.processed_at;
+
+-- name: paid_after_failure_refund_needed
+-- Failed payments whose money arrived later, when the token had sold out meanwhile (should be none;
+-- each needs a refund). See migration 0008.
+SELECT id, payer, quantity, amount, last_error
+  FROM payment_queue
+ WHERE status = 'failed' AND last_error LIKE 'paid by % after it failed, but sold out meanwhile%'
+ ORDER BY updated_at;
+
+-- name: failed_payments_watched
+-- Failed payments whose authorization could still be submitted (until validBefore): payment-sender
+-- revives any whose money arrives after all.
+SELECT count(*) AS watched FROM payment_queue WHERE status = 'failed' AND watch_until IS NOT NULL;

@@ -19,7 +19,7 @@ from psycopg import Connection
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from shared import chain, payment_calls, txstore
+from shared import chain, late_payments, payment_calls, txstore
 from shared.broadcaster import Outgoing
 from shared.chain import Fees
 from shared.queries import q
@@ -185,7 +185,8 @@ class PaymentSender(SenderStage):
             log.warning("payment_paid_by_other_tx", payment_id=str(payment_id), tx_hash=outcome.tx_hash)
 
     def upkeep(self) -> int:
-        return sum(self._cancel_pointless(r) for r in self.relayers) + super().upkeep()
+        cancelled = sum(self._cancel_pointless(r) for r in self.relayers)
+        return cancelled + late_payments.watch(self.rt) + super().upkeep()
 
     def _cancel_pointless(self, relayer: Relayer) -> int:
         """Cancel our unmined payment transactions whose authorizations someone else has all used (in

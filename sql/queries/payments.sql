@@ -50,8 +50,10 @@ UPDATE payment_queue
 
 -- name: fail_claimed_payment
 -- payment-sender: pre-flight showed the authorization cannot move the money; nothing was sent.
+-- Watched until it expires (0008), in case someone submits it later anyway.
 UPDATE payment_queue
-   SET status = 'failed', error = %(error)s, locked_until = NULL, processed_at = now(), updated_at = now()
+   SET status = 'failed', error = %(error)s, locked_until = NULL, processed_at = now(), updated_at = now(),
+       watch_until = valid_before, watch_next_at = now() + interval '5 seconds'
  WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
 
 -- name: complete_payments
@@ -64,8 +66,10 @@ RETURNING id, token_address, asset, payer, recipient, quantity, nonce;
 
 -- name: fail_sent_payment
 -- confirmer: its call ran (alone or inside a Multicall3 transaction) and the money did not move.
+-- Watched until it expires (0008), in case someone submits it later anyway.
 UPDATE payment_queue
-   SET status = 'failed', tx_hash = %(tx_hash)s, error = %(error)s, processed_at = now(), updated_at = now()
+   SET status = 'failed', tx_hash = %(tx_hash)s, error = %(error)s, processed_at = now(), updated_at = now(),
+       watch_until = valid_before, watch_next_at = now() + interval '5 seconds'
  WHERE chain_tx_id = %(chain_tx_id)s AND id = %(id)s AND status = 'sent'
 RETURNING id;
 
@@ -126,7 +130,8 @@ UPDATE payment_queue
 -- decides again from the chain.
 UPDATE payment_queue
    SET status = 'pending', chain_tx_id = NULL, tx_hash = NULL, error = NULL, attempts = 0, claim_token = NULL,
-       locked_until = NULL, last_error = 'requeued by an operator', updated_at = now()
+       locked_until = NULL, last_error = 'requeued by an operator', watch_until = NULL, watch_next_at = NULL,
+       updated_at = now()
  WHERE id = %(id)s AND status = 'failed'
 RETURNING id;
 
@@ -136,3 +141,33 @@ RETURNING id;
 UPDATE payment_queue
    SET status = 'failed', error = 'benchmark payment: the buyer holds no USDC; never sent', updated_at = now()
  WHERE token_address = %(token)s AND status = 'pending';
+
+-- name: claim_watched_payments
+-- payment-sender: failed payments due for a look at their authorization (0008); each claim moves
+-- the next look on, so copies of the stage share the watch.
+WITH due AS (
+    SELECT id FROM payment_queue
+     WHERE watch_until IS NOT NULL AND status = 'failed' AND watch_next_at <= now()
+     ORDER BY watch_next_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE payment_queue p
+   SET watch_next_at = now() + make_interval(secs => %(every)s)
+  FROM due
+ WHERE p.id = due.id
+RETURNING p.id, p.asset, p.payer, p.token_address, p.amount, p.nonce, p.watch_until;
+
+-- name: end_watch
+UPDATE payment_queue SET watch_until = NULL, watch_next_at = NULL, last_error = %(note)s, updated_at = now()
+ WHERE id = %(id)s AND status = 'failed';
+
+-- name: revive_paid_late
+-- payment-sender: the chain shows a failed payment's money arrived after all (someone submitted
+-- the authorization later): it follows that transaction again, and the confirmer completes it.
+-- Taking its supply back may raise XM001 (sold out meanwhile).
+UPDATE payment_queue
+   SET status = 'sent', chain_tx_id = %(chain_tx_id)s, tx_hash = %(tx_hash)s, error = NULL,
+       last_error = %(note)s, watch_until = NULL, watch_next_at = NULL, updated_at = now()
+ WHERE id = %(id)s AND status = 'failed'
+RETURNING id;

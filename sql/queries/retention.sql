@@ -1,10 +1,12 @@
 -- name: archive_finished
 -- operator (`x402-mint archive`): move up to %(limit)s finished payments older than the cut-off, and
 -- their mints, to the archive tables, in one transaction. A completed payment moves only when every
--- one of its mints is finished, so nothing still in flight ever leaves the live tables.
+-- one of its mints is finished, and a failed one only when its watch is over (0008), so nothing still
+-- in flight ever leaves the live tables. Rows are copied by column name, not position.
 WITH done AS (
     SELECT p.id FROM payment_queue p
      WHERE p.status IN ('completed', 'failed') AND p.processed_at < now() - make_interval(days => %(days)s)
+       AND p.watch_until IS NULL
        AND NOT EXISTS (SELECT 1 FROM mint_queue m WHERE m.payment_id = p.id
                         AND m.status NOT IN ('completed', 'failed'))
      ORDER BY p.processed_at
@@ -13,12 +15,18 @@ WITH done AS (
 ), moved_mints AS (
     DELETE FROM mint_queue m USING done WHERE m.payment_id = done.id RETURNING m.*
 ), kept_mints AS (
-    INSERT INTO mint_queue_archive SELECT * FROM moved_mints RETURNING 1
+    INSERT INTO mint_queue_archive
+    SELECT r.* FROM moved_mints m,
+           jsonb_populate_record(NULL::mint_queue_archive, to_jsonb(m) || jsonb_build_object('archived_at', now())) r
+    RETURNING 1
 ), moved AS (
     DELETE FROM payment_queue p USING done WHERE p.id = done.id
     RETURNING p.*
 )
-INSERT INTO payment_queue_archive SELECT * FROM moved RETURNING id;
+INSERT INTO payment_queue_archive
+SELECT r.* FROM moved p,
+       jsonb_populate_record(NULL::payment_queue_archive, to_jsonb(p) || jsonb_build_object('archived_at', now())) r
+RETURNING id;
 
 -- name: archived_payment_by_id
 -- api: a payment no longer in the live queue (moved by `x402-mint archive`), in the same shape.

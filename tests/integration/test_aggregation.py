@@ -15,12 +15,13 @@ from web3 import Web3
 
 from api.app import create_app
 from cli.devnet import anvil, deploy
-from shared import multicall
+from shared import late_payments, multicall
 from shared.config import Settings
 from shared.contracts import load_artifact
+from shared.payment_calls import transfer_args
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.helpers import buy
-from tests.integration.stages import Stages, chain_tx, finished, payment, rpc
+from tests.integration.stages import Stages, chain_tx, finished, payment, query, rpc
 
 pytestmark = pytest.mark.chain
 GWEI = 10**9
@@ -101,8 +102,54 @@ def test_payments_share_one_transaction_and_a_failing_call_fails_only_its_paymen
         auth = bytes.fromhex(second["nonce"][2:])
         assert not usdc.functions.authorizationState(spender.address, auth).call()  # type: ignore[attr-defined]
         assert received() == before + 4 * deployment.token.price
+
+        # Its authorization is still valid, so it stays watched: when the buyer has money again and
+        # someone submits it after all, the payment revives and gets its mints.
+        assert second["watch_until"] == second["valid_before"]
+        rpc(w3, "evm_setAutomine", True)
+        usdc.functions.transfer(spender.address, 100 * 10**6).transact(  # type: ignore[attr-defined]
+            {"from": anvil.dev_account(anvil.DEPLOYER).address}
+        )
+        header_args = (second["payer"], token, int(second["amount"]), int(second["valid_after"]))
+        late = usdc.functions.transferWithAuthorization(  # type: ignore[attr-defined]
+            *transfer_args(
+                *header_args, int(second["valid_before"]), auth, bytes.fromhex(second["signature"][2:])
+            )
+        ).transact({"from": anvil.dev_account(5).address})
+        query(settings, "UPDATE payment_queue SET watch_next_at = now() WHERE id = %s RETURNING id", ids[1])
+        stages.run_until(
+            lambda: finished(settings, ids[1]) and payment(settings, ids[1])["state"] == "completed"
+        )
+        revived = payment(settings, ids[1])
+        assert (revived["state"], revived["minted"]) == ("completed", 2)
+        assert revived["tx_hash"] == "0x" + bytes(late).hex() and revived["watch_until"] is None
+        assert received() == before + 6 * deployment.token.price
     finally:
         rpc(w3, "evm_setAutomine", True)
+        stages.close()
+
+
+def test_a_watched_payment_stops_being_watched_once_its_authorization_expired_unused(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    broke = Account.from_key(os.urandom(32))  # holds no USDC: pre-flight fails the payment
+    payment_id = buy(client, deployment.token.address, broke.key.hex(), 1)
+    stages = Stages(settings)
+    try:
+        stages.run_until(lambda: finished(settings, payment_id))
+        row = payment(settings, payment_id)
+        assert row["state"] == "failed" and row["watch_until"] == row["valid_before"]
+        assert late_payments.watch(stages.runtimes[0]) == 0  # not due yet
+        # Let its validBefore lie in the chain's past (the chain's clock decides, as the token does).
+        query(
+            settings,
+            "UPDATE payment_queue SET watch_until = 1, watch_next_at = now() WHERE id = %s RETURNING id",
+            payment_id,
+        )
+        assert late_payments.watch(stages.runtimes[0]) == 1
+        row = payment(settings, payment_id)
+        assert row["state"] == "failed" and row["watch_until"] is None and "expired" in row["last_error"]
+    finally:
         stages.close()
 
 
