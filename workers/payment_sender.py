@@ -1,10 +1,12 @@
 """payment-sender: settles accepted x402 payments on chain with transferWithAuthorization.
 
-pending → processing (claim, leased) → sent (signed, stored, committed; then broadcast), or
+pending → processing (claim, leased) → sent (signed, stored, committed; then broadcast: the claim's
+transfers go out together in one Multicall3 transaction, each allowed to fail alone), or
 → sent pointing at someone else's transaction (the authorization was already paid by a third party),
-or → failed (pre-flight: the authorization can never move the money, so nothing is sent).
-Its upkeep cancels its own unmined transactions whose authorization someone else used meanwhile,
-so no authorization is submitted after it is known used, and no nonce is left as a gap.
+or → failed (pre-flight: the authorization cannot move the money now, so nothing is sent).
+Its upkeep cancels its own unmined transactions whose authorizations someone else used meanwhile
+(so no authorization is submitted after it is known used, and no nonce is left as a gap), and
+watches failed payments until their authorization expires (shared/late_payments.py).
 """
 
 from __future__ import annotations
