@@ -1,14 +1,12 @@
--- name: insert_payment
--- api: one row per EIP-3009 authorization; a second submission of the nonce inserts nothing.
-INSERT INTO payment_queue (token_address, asset, payer, recipient, quantity, amount, nonce,
-                           valid_after, valid_before, signature, payment_header)
-VALUES (%(token_address)s, %(asset)s, %(payer)s, %(recipient)s, %(quantity)s, %(amount)s, %(nonce)s,
-        %(valid_after)s, %(valid_before)s, %(signature)s, %(payment_header)s)
-ON CONFLICT ON CONSTRAINT payment_queue_one_per_authorization DO NOTHING
-RETURNING id;
-
--- name: payment_id_for_authorization
-SELECT id FROM payment_queue WHERE asset = %(asset)s AND payer = %(payer)s AND nonce = %(nonce)s;
+-- name: accept_payments
+-- api (group commit): a group of verified payments in one transaction, one outcome each, by position
+-- (see 0009: accepted / duplicate / sold_out / too_many_open). One row per EIP-3009 authorization;
+-- a refused payment stores nothing. Parallel arrays, one element per payment.
+SELECT ord, outcome, payment_id
+  FROM accept_payments(%(token_address)s::text[], %(asset)s::text[], %(payer)s::text[],
+                       %(recipient)s::text[], %(quantity)s::integer[], %(amount)s::numeric[],
+                       %(nonce)s::text[], %(valid_after)s::numeric[], %(valid_before)s::numeric[],
+                       %(signature)s::text[], %(payment_header)s::text[]);
 
 -- name: claim_payments
 -- payment-sender: pending payments, and processing ones whose claimer's lease ran out.
