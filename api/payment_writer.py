@@ -73,6 +73,11 @@ class PaymentWriter:
         self._active = 0  # writers running; counted down in the same step that sees the queue empty
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def queued(self) -> int:
+        """Payments waiting for a writer."""
+        return len(self._queue)
+
     async def write(self, payment: NewPayment) -> WriteResult:
         """Store `payment` (or find why not). Raises what the database raised for it."""
         future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
