@@ -28,7 +28,7 @@ from shared.queries import q
 
 SCRIPT = Path(__file__).resolve().parent / "bench_scripts" / "replay.lua"
 # (connections, seconds, payments signed): enough for each phase never to run out
-PHASES = ((1, 10, 30_000), (16, 10, 30_000), (1000, 15, 40_000))
+PHASES = ((1, 10, 30_000), (16, 10, 30_000), (1000, 15, 60_000))
 
 
 def _sign_batch(args: tuple[dict[str, str], dict[str, Any], int]) -> list[str]:
