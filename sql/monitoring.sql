@@ -29,3 +29,10 @@ SELECT p.id, p.payer, p.quantity, p.processed_at,
  GROUP BY p.id
 HAVING count(m.id) FILTER (WHERE m.status = 'completed') < p.quantity
  ORDER BY p.processed_at;
+
+-- name: token_supply
+-- Per token: mints reserved by accepted payments that have not failed, and what is left to sell
+-- (the sum over the token's supply slots; see migration 0009).
+SELECT address, symbol, max_mint_count, reserved_mints, available_mints
+  FROM token_reservations
+ ORDER BY address;

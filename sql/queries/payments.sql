@@ -8,6 +8,20 @@ SELECT ord, outcome, payment_id
                        %(nonce)s::text[], %(valid_after)s::numeric[], %(valid_before)s::numeric[],
                        %(signature)s::text[], %(payment_header)s::text[]);
 
+-- name: insert_payment
+-- api: a group of one (see accept_payments), as one plain statement. The statement trigger (0009)
+-- refuses it with XM001 (sold out) or XM002 (payer over the cap); a second submission of the
+-- authorization inserts nothing.
+INSERT INTO payment_queue (token_address, asset, payer, recipient, quantity, amount, nonce,
+                           valid_after, valid_before, signature, payment_header)
+VALUES (%(token_address)s, %(asset)s, %(payer)s, %(recipient)s, %(quantity)s, %(amount)s, %(nonce)s,
+        %(valid_after)s, %(valid_before)s, %(signature)s, %(payment_header)s)
+ON CONFLICT ON CONSTRAINT payment_queue_one_per_authorization DO NOTHING
+RETURNING id;
+
+-- name: payment_id_for_authorization
+SELECT id FROM payment_queue WHERE asset = %(asset)s AND payer = %(payer)s AND nonce = %(nonce)s;
+
 -- name: claim_payments
 -- payment-sender: pending payments, and processing ones whose claimer's lease ran out.
 WITH claimable AS (

@@ -281,3 +281,37 @@ def test_the_migration_carries_reservations_into_the_slots(database_at_0007: str
     r = reservations(url, token)
     assert (r["reserved_mints"], r["available_mints"]) == (7, 93)
     assert sum(slots(url, token)) == 93
+
+
+def test_the_writer_answers_each_payment_of_concurrent_groups(database_url: str) -> None:
+    """PaymentWriter on a real pool: 30 payments at once (groups form while a write is in flight),
+    some of them twice; 7 mints for sale."""
+    import asyncio
+
+    from api.payment_writer import PaymentWriter
+    from shared.db import open_async_pool
+
+    token = new_token(database_url, 7)
+    payments = [payment(token, 1) for _ in range(20)]
+    sent = payments + payments[:10]
+
+    async def go() -> list[Any]:
+        pool = await open_async_pool(
+            database_url, max_size=4, session_settings={"x402.max_pending_per_payer": "10"}
+        )
+        writer = PaymentWriter(pool, batch_size=8, writers=2)
+        try:
+            return await asyncio.gather(*(writer.write(p) for p in sent))
+        finally:
+            await writer.close()
+            await pool.close()
+
+    results = asyncio.run(go())
+    accepted = [r.payment_id for r in results if r.outcome == "accepted"]
+    assert len(accepted) == 7 and len(set(accepted)) == 7
+    assert {r.outcome for r in results} <= {"accepted", "sold_out", "duplicate"}
+    for first, again in zip(results[:10], results[20:], strict=True):
+        assert again.outcome in ({"duplicate"} if first.outcome == "accepted" else {"accepted", "sold_out"})
+        if first.outcome == "accepted":
+            assert again.payment_id == first.payment_id
+    assert stored(database_url, token) == 7 and reservations(database_url, token)["available_mints"] == 0

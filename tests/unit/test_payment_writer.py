@@ -18,7 +18,8 @@ def payment(nonce: str) -> NewPayment:
 
 
 class FakePool:
-    """Answers accept_payments like the database: 'accepted', id = 'id-' + nonce, in order."""
+    """Answers like the database: every payment accepted, id = 'id-' + nonce (accept_payments for a
+    group, insert_payment for a group of one)."""
 
     def __init__(self, fail: Callable[[list[str]], BaseException | None] = lambda nonces: None) -> None:
         self.groups: list[list[str]] = []
@@ -32,8 +33,8 @@ class FakePool:
     async def connection(self) -> AsyncIterator[FakePool]:
         yield self
 
-    async def execute(self, sql: str, params: dict[str, list[Any]]) -> FakePool:
-        nonces: list[str] = params["nonce"]
+    async def execute(self, sql: str, params: dict[str, Any]) -> FakePool:
+        nonces: list[str] = params["nonce"] if isinstance(params["nonce"], list) else [params["nonce"]]
         self.groups.append(nonces)
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -51,6 +52,10 @@ class FakePool:
 
     async def fetchall(self) -> list[dict[str, Any]]:
         return self.rows
+
+    async def fetchone(self) -> dict[str, Any]:
+        (row,) = self.rows
+        return {"id": row["payment_id"]}
 
 
 def run(coro: Any) -> Any:
