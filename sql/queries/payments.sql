@@ -133,6 +133,11 @@ RETURNING id;
 -- name: fail_benchmark_payments
 -- `x402-mint bench ingress`: its buyers hold no USDC, so their payments could never move money;
 -- they end failed (what payment-sender's pre-flight would conclude), releasing their reservations.
+-- Up to %(limit)s at a time, one transaction each: every failure gives its quantity back to a supply
+-- slot, and one transaction updating the same row tens of thousands of times slows down with each
+-- new row version (so did tokens.reserved_mints before 0009).
 UPDATE payment_queue
    SET status = 'failed', error = 'benchmark payment: the buyer holds no USDC; never sent', updated_at = now()
- WHERE token_address = %(token)s AND status = 'pending';
+ WHERE id IN (SELECT id FROM payment_queue
+               WHERE token_address = %(token)s AND status = 'pending'
+               LIMIT %(limit)s);
