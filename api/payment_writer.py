@@ -116,13 +116,14 @@ class PaymentWriter:
     async def _commit(self, group: list[_Waiter]) -> None:
         try:
             results = await self._execute([payment for payment, _ in group])
-        except psycopg.OperationalError:
-            raise  # the connection broke: whether it committed is unknown, so nothing is retried
         except psycopg.Error as exc:
-            if len(group) == 1:
+            if exc.sqlstate is None or len(group) == 1:
+                # No answer from the server (the connection broke): whether the group committed is
+                # unknown, so nothing is retried; every payment of it hears the error (a 503).
                 raise
-            # The server refused the whole group (rolled back): a payment the database rejects for a
-            # reason of its own, or a deadlock. Each payment again, alone, gets its own answer.
+            # The server refused the whole group, so it was rolled back: a payment the database
+            # rejects for a reason of its own, or a deadlock (concurrent duplicates of one
+            # authorization). Each payment again, alone, gets its own answer.
             log.warning("payment_group_retried_one_by_one", size=len(group), sqlstate=exc.sqlstate)
             for waiter in group:
                 await self._commit_alone(waiter)
