@@ -16,6 +16,7 @@ from api.catalog import TokenCatalog
 from api.errors import rejection
 from api.limits import RequestLimits
 from api.openapi import openapi
+from api.payment_writer import PaymentWriter
 from api.routes.health import healthz
 from api.routes.mint import mint
 from api.routes.payments import payment_status
@@ -46,9 +47,13 @@ def create_app(settings: Settings) -> Starlette:
             session_settings={"x402.max_pending_per_payer": str(settings.max_pending_per_payer)},
         )
         app.state.catalog = TokenCatalog(app.state.pool)
+        app.state.payment_writer = PaymentWriter(
+            app.state.pool, batch_size=settings.ingress_batch_size, writers=settings.ingress_writers
+        )
         try:
             yield
         finally:
+            await app.state.payment_writer.close()
             await app.state.pool.close()
 
     return Starlette(

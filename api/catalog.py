@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -54,14 +55,28 @@ class TokenCatalog:
         self._pool = pool
         self._tokens: dict[str, Token] = {}
         self._loaded_at = float("-inf")
+        self._reloading = asyncio.Lock()
 
     async def get(self, address: str) -> Token | None:
-        """The token at `address` (any case), or None; reloads when stale or on a miss (at most 1/s)."""
+        """The token at `address` (any case), or None; reloads when stale or on a miss (at most 1/s).
+
+        One reload at a time: under load, every request that finds the catalog stale would otherwise
+        start its own (and take a database connection for it). While one runs, a known token is
+        answered from the copy in hand; the others wait for the reload and use its result.
+        """
         key = address.lower()
-        age = time.monotonic() - self._loaded_at
-        if age > REFRESH_SECONDS or (key not in self._tokens and age > 1.0):
-            await self.reload()
+        if not self._needs_reload(key):
+            return self._tokens.get(key)
+        if self._reloading.locked() and key in self._tokens:
+            return self._tokens[key]
+        async with self._reloading:
+            if self._needs_reload(key):
+                await self.reload()
         return self._tokens.get(key)
+
+    def _needs_reload(self, key: str) -> bool:
+        age = time.monotonic() - self._loaded_at
+        return age > REFRESH_SECONDS or (key not in self._tokens and age > 1.0)
 
     async def reload(self) -> None:
         async with self._pool.connection() as conn:

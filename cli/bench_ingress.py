@@ -28,7 +28,7 @@ from shared.queries import q
 
 SCRIPT = Path(__file__).resolve().parent / "bench_scripts" / "replay.lua"
 # (connections, seconds, payments signed): enough for each phase never to run out
-PHASES = ((1, 10, 30_000), (16, 10, 30_000), (1000, 15, 40_000))
+PHASES = ((1, 10, 30_000), (16, 10, 30_000), (1000, 15, 60_000))
 
 
 def _sign_batch(args: tuple[dict[str, str], dict[str, Any], int]) -> list[str]:
@@ -104,6 +104,15 @@ def api_peak_rss_mib(supervisorctl: list[str]) -> float:
     return total / 1024
 
 
+def fail_benchmark_payments(database_url: str, token: str, chunk: int = 500) -> int:
+    """Mark the benchmark's pending payments failed, a few thousand per transaction."""
+    failed = 0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while done := conn.execute(q("fail_benchmark_payments"), {"token": token, "limit": chunk}).rowcount:
+            failed += done
+    return failed
+
+
 def ingress(state: dict[str, Any], token: str, supervisorctl: list[str]) -> None:
     if shutil.which("wrk") is None:
         raise typer.BadParameter("wrk is not installed: `make bench` installs it (apt-get install wrk)")
@@ -137,8 +146,7 @@ def ingress(state: dict[str, Any], token: str, supervisorctl: list[str]) -> None
         typer.echo(f"API peak RSS (all uvicorn processes): {api_peak_rss_mib(supervisorctl):.0f} MiB")
     finally:
         try:
-            with psycopg.connect(state["database_url"]) as conn:
-                failed = conn.execute(q("fail_benchmark_payments"), {"token": token}).rowcount
+            failed = fail_benchmark_payments(state["database_url"], token)
             typer.echo(f"marked {failed} benchmark payments failed")
         finally:
             subprocess.run([*supervisorctl, "start", "payment-sender"], capture_output=True)

@@ -50,6 +50,24 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+# accept_payments runs each payment of a group in a subtransaction; past 64 of them in one
+# transaction PostgreSQL's per-backend subtransaction cache overflows and every snapshot gets slower.
+MAX_INGRESS_BATCH_SIZE = 60
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _batch_size(value: int) -> int:
+    if not 1 <= value <= MAX_INGRESS_BATCH_SIZE:
+        raise ConfigError(f"INGRESS_BATCH_SIZE must be between 1 and {MAX_INGRESS_BATCH_SIZE}, got {value}")
+    return value
+
+
 def _versions(raw: str) -> tuple[int, ...]:
     try:
         versions = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}))
@@ -136,6 +154,8 @@ class Settings:
     rpc_timeout_seconds: float = 10.0
     drain_seconds: float = 20.0
     db_pool_size: int = 10
+    ingress_batch_size: int = 50
+    ingress_writers: int = 2
     log_level: str = "INFO"
     log_format: str = "json"
 
@@ -199,6 +219,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rpc_timeout_seconds=_float(e, "RPC_TIMEOUT_SECONDS", 10.0),
         drain_seconds=_float(e, "DRAIN_SECONDS", 20.0),
         db_pool_size=_int(e, "DB_POOL_SIZE", 10),
+        ingress_batch_size=_batch_size(_int(e, "INGRESS_BATCH_SIZE", 50)),
+        ingress_writers=_positive(e, "INGRESS_WRITERS", 2),
         log_level=e.get("LOG_LEVEL") or "INFO",
         log_format=e.get("LOG_FORMAT") or "json",
     )

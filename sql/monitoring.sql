@@ -42,3 +42,10 @@ SELECT id, payer, quantity, amount, last_error
 -- Failed payments whose authorization could still be submitted (until validBefore): payment-sender
 -- revives any whose money arrives after all.
 SELECT count(*) AS watched FROM payment_queue WHERE status = 'failed' AND watch_until IS NOT NULL;
+
+-- name: token_supply
+-- Per token: mints reserved by accepted payments that have not failed, and what is left to sell
+-- (the sum over the token's supply slots; see migration 0009).
+SELECT address, symbol, max_mint_count, reserved_mints, available_mints
+  FROM token_reservations
+ ORDER BY address;

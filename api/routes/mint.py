@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.errors import PAYMENT_FAILED, rejection
 from api.offers import Offer, make_offer, payment_required
+from api.payment_writer import NewPayment, PaymentWriter
 from api.purchase import BadRequest, PurchaseRequest, parse_purchase, recipient_of
 from api.verification import verify_exact_payment
-from shared.queries import q
 from shared.x402 import (
     ExactEvmPayment,
     PaymentRejected,
@@ -21,7 +19,6 @@ from shared.x402 import (
     decode_payment_signature_header,
 )
 
-SOLD_OUT, TOO_MANY_OPEN = "XM001", "XM002"  # SQLSTATEs raised by the reservation trigger (0004)
 RETRY_AFTER_SECONDS = 10
 
 
@@ -89,49 +86,46 @@ async def queue_payment(
     recipient: str,
 ) -> Response:
     auth = payment.authorization
-    params: dict[str, Any] = {
-        "token_address": token,
-        "asset": asset,
-        "payer": auth.from_address,
-        "recipient": recipient,
-        "quantity": purchase.quantity,
-        "amount": auth.value,
-        "nonce": "0x" + auth.nonce.hex(),
-        "valid_after": auth.valid_after,
-        "valid_before": auth.valid_before,
-        "signature": "0x" + payment.signature.hex(),
-        "payment_header": request.headers.get("payment-signature") or request.headers.get("x-payment"),
-    }
-    async with request.app.state.pool.connection() as conn:
-        try:
-            row = await (await conn.execute(q("insert_payment"), params)).fetchone()
-        except psycopg.Error as exc:
-            if exc.sqlstate == SOLD_OUT:
-                return rejection(
-                    409,
-                    "sold_out",
-                    "not enough supply left for this quantity; nothing was charged",
-                    error=PAYMENT_FAILED,
-                )
-            if exc.sqlstate == TOO_MANY_OPEN:
-                return rejection(
-                    429,
-                    "too_many_pending_payments",
-                    "this payer has too many payments still settling; retry later",
-                    error=PAYMENT_FAILED,
-                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-                )
-            raise
-        if row is None:
-            existing = await (await conn.execute(q("payment_id_for_authorization"), params)).fetchone()
-            return rejection(
-                409,
-                "nonce_already_used",
-                "this authorization nonce was already submitted",
-                error=PAYMENT_FAILED,
-                paymentQueueId=str(existing["id"]) if existing else None,
-            )
-    payment_id = str(row["id"])
+    writer: PaymentWriter = request.app.state.payment_writer
+    result = await writer.write(
+        NewPayment(
+            token_address=token,
+            asset=asset,
+            payer=auth.from_address,
+            recipient=recipient,
+            quantity=purchase.quantity,
+            amount=auth.value,
+            nonce="0x" + auth.nonce.hex(),
+            valid_after=auth.valid_after,
+            valid_before=auth.valid_before,
+            signature="0x" + payment.signature.hex(),
+            payment_header=request.headers.get("payment-signature") or request.headers.get("x-payment") or "",
+        )
+    )
+    if result.outcome == "sold_out":
+        return rejection(
+            409,
+            "sold_out",
+            "not enough supply left for this quantity; nothing was charged",
+            error=PAYMENT_FAILED,
+        )
+    if result.outcome == "too_many_open":
+        return rejection(
+            429,
+            "too_many_pending_payments",
+            "this payer has too many payments still settling; retry later",
+            error=PAYMENT_FAILED,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if result.outcome == "duplicate":
+        return rejection(
+            409,
+            "nonce_already_used",
+            "this authorization nonce was already submitted",
+            error=PAYMENT_FAILED,
+            paymentQueueId=result.payment_id,
+        )
+    payment_id = result.payment_id
     return JSONResponse(
         {
             "paymentQueueId": payment_id,

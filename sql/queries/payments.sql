@@ -1,5 +1,17 @@
+-- name: accept_payments
+-- api (group commit): a group of verified payments in one transaction, one outcome each, by position
+-- (see 0009: accepted / duplicate / sold_out / too_many_open). One row per EIP-3009 authorization;
+-- a refused payment stores nothing. Parallel arrays, one element per payment.
+SELECT ord, outcome, payment_id
+  FROM accept_payments(%(token_address)s::text[], %(asset)s::text[], %(payer)s::text[],
+                       %(recipient)s::text[], %(quantity)s::integer[], %(amount)s::numeric[],
+                       %(nonce)s::text[], %(valid_after)s::numeric[], %(valid_before)s::numeric[],
+                       %(signature)s::text[], %(payment_header)s::text[]);
+
 -- name: insert_payment
--- api: one row per EIP-3009 authorization; a second submission of the nonce inserts nothing.
+-- api: a group of one (see accept_payments), as one plain statement. The statement trigger (0009)
+-- refuses it with XM001 (sold out) or XM002 (payer over the cap); a second submission of the
+-- authorization inserts nothing.
 INSERT INTO payment_queue (token_address, asset, payer, recipient, quantity, amount, nonce,
                            valid_after, valid_before, signature, payment_header)
 VALUES (%(token_address)s, %(asset)s, %(payer)s, %(recipient)s, %(quantity)s, %(amount)s, %(nonce)s,
@@ -138,9 +150,14 @@ RETURNING id;
 -- name: fail_benchmark_payments
 -- `x402-mint bench ingress`: its buyers hold no USDC, so their payments could never move money;
 -- they end failed (what payment-sender's pre-flight would conclude), releasing their reservations.
+-- Up to %(limit)s at a time, one transaction each: every failure gives its quantity back to a supply
+-- slot, and one transaction updating the same row tens of thousands of times slows down with each
+-- new row version (so did tokens.reserved_mints before 0009).
 UPDATE payment_queue
    SET status = 'failed', error = 'benchmark payment: the buyer holds no USDC; never sent', updated_at = now()
- WHERE token_address = %(token)s AND status = 'pending';
+ WHERE id IN (SELECT id FROM payment_queue
+               WHERE token_address = %(token)s AND status = 'pending'
+               LIMIT %(limit)s);
 
 -- name: claim_watched_payments
 -- payment-sender: failed payments due for a look at their authorization (0008); each claim moves

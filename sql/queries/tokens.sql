@@ -16,8 +16,8 @@ SELECT * FROM tokens ORDER BY created_at;
 SELECT * FROM tokens WHERE address = %(address)s;
 
 -- name: token_supply
--- Mint units minted (completed mints) and reserved (accepted payments not failed; see 0004).
+-- Mint units minted (completed mints) and reserved (accepted payments not failed; see 0004, 0009).
 SELECT
-  (SELECT count(*) FROM mint_queue m WHERE m.token_address = t.address AND m.status = 'completed') AS minted,
-  t.reserved_mints AS reserved
-  FROM tokens t WHERE t.address = %(address)s;
+  (SELECT count(*) FROM mint_queue m WHERE m.token_address = r.address AND m.status = 'completed') AS minted,
+  r.reserved_mints AS reserved
+  FROM token_reservations r WHERE r.address = %(address)s;

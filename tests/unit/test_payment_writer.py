@@ -1,0 +1,189 @@
+"""Group commit (api/payment_writer.py) against a fake pool: who goes together, and who hears what."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+from api.payment_writer import NewPayment, PaymentWriter, WriteResult, batch_params
+
+
+def payment(nonce: str) -> NewPayment:
+    return NewPayment("0xt", "0xa", "0xp", "0xp", 1, 2**200, nonce, 0, 2**255, "0xs", "header")
+
+
+class FakePool:
+    """Answers like the database: every payment accepted, id = 'id-' + nonce (accept_payments for a
+    group, insert_payment for a group of one)."""
+
+    def __init__(self, fail: Callable[[list[str]], BaseException | None] = lambda nonces: None) -> None:
+        self.groups: list[list[str]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail = fail
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[FakePool]:
+        yield self
+
+    async def execute(self, sql: str, params: dict[str, Any]) -> FakePool:
+        nonces: list[str] = params["nonce"] if isinstance(params["nonce"], list) else [params["nonce"]]
+        self.groups.append(nonces)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.gate.wait()
+        finally:
+            self.in_flight -= 1
+        error = self.fail(nonces)
+        if error is not None:
+            raise error
+        self.rows = [
+            {"ord": i + 1, "outcome": "accepted", "payment_id": f"id-{n}"} for i, n in enumerate(nonces)
+        ]
+        return self
+
+    async def fetchall(self) -> list[dict[str, Any]]:
+        return self.rows
+
+    async def fetchone(self) -> dict[str, Any]:
+        (row,) = self.rows
+        return {"id": row["payment_id"]}
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+def test_arrays_are_parallel_and_uint256_goes_as_text() -> None:
+    params = batch_params([payment("0x1"), payment("0x2")])
+    assert params["nonce"] == ["0x1", "0x2"] and params["quantity"] == [1, 1]
+    assert params["amount"] == [str(2**200)] * 2 and params["valid_before"] == [str(2**255)] * 2
+
+
+def test_payments_that_arrive_while_the_writer_is_busy_go_together() -> None:
+    async def go() -> tuple[FakePool, list[WriteResult]]:
+        pool = FakePool()
+        writer = PaymentWriter(pool, batch_size=10, writers=1)  # type: ignore[arg-type]
+        pool.gate.clear()
+        first = asyncio.create_task(writer.write(payment("a")))
+        await until(lambda: pool.in_flight == 1)  # "a" goes alone: nobody waits for a group to fill
+        rest = [asyncio.create_task(writer.write(payment(n))) for n in "bcdef"]
+        await until(lambda: writer.queued == 5)
+        pool.gate.set()
+        results = await asyncio.gather(first, *rest)
+        await writer.close()
+        return pool, list(results)
+
+    pool, results = run(go())
+    assert pool.groups == [["a"], ["b", "c", "d", "e", "f"]]
+    assert [r.payment_id for r in results] == [f"id-{n}" for n in "abcdef"]
+    assert {r.outcome for r in results} == {"accepted"}
+
+
+def test_groups_are_at_most_batch_size_and_writers_run_side_by_side() -> None:
+    async def go() -> FakePool:
+        pool = FakePool()
+        writer = PaymentWriter(pool, batch_size=3, writers=2)  # type: ignore[arg-type]
+        pool.gate.clear()
+        tasks = [asyncio.create_task(writer.write(payment(str(n)))) for n in range(11)]
+        await until(lambda: pool.in_flight == 2)
+        pool.gate.set()
+        await asyncio.gather(*tasks)
+        await writer.close()
+        return pool
+
+    pool = run(go())
+    assert pool.most_in_flight == 2
+    assert all(len(group) <= 3 for group in pool.groups)
+    assert sorted(n for group in pool.groups for n in group) == sorted(str(n) for n in range(11))
+
+
+@pytest.mark.parametrize(
+    "error", [psycopg.errors.CheckViolation("bad row"), psycopg.errors.DeadlockDetected("deadlock")]
+)
+def test_a_group_the_server_refuses_is_retried_one_by_one(error: psycopg.Error) -> None:
+    def fail(nonces: list[str]) -> BaseException | None:
+        if "bad" not in nonces or (len(nonces) == 1 and isinstance(error, psycopg.errors.DeadlockDetected)):
+            return None
+        return error
+
+    async def go() -> tuple[FakePool, list[Any]]:
+        pool = FakePool(fail)
+        writer = PaymentWriter(pool, batch_size=10, writers=1)  # type: ignore[arg-type]
+        pool.gate.clear()
+        first = asyncio.create_task(writer.write(payment("a")))
+        await until(lambda: pool.in_flight == 1)
+        rest = [asyncio.create_task(writer.write(payment(n))) for n in ("b", "bad", "c")]
+        await until(lambda: writer.queued == 3)
+        pool.gate.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        await writer.close()
+        return pool, list(results)
+
+    pool, results = run(go())
+    assert pool.groups == [["a"], ["b", "bad", "c"], ["b"], ["bad"], ["c"]]
+    assert [r.payment_id for r in (results[0], results[1], results[3])] == ["id-a", "id-b", "id-c"]
+    if isinstance(error, psycopg.errors.DeadlockDetected):  # alone, it went through
+        assert results[2].payment_id == "id-bad"
+    else:
+        assert isinstance(results[2], psycopg.errors.CheckViolation)
+
+
+def test_a_broken_connection_is_not_retried() -> None:
+    """Whether the group committed is unknown, so every payment of it hears the error (a 503)."""
+
+    def fail(nonces: list[str]) -> BaseException | None:
+        return psycopg.OperationalError("server closed the connection") if len(nonces) > 1 else None
+
+    async def go() -> tuple[FakePool, list[Any]]:
+        pool = FakePool(fail)
+        writer = PaymentWriter(pool, batch_size=10, writers=1)  # type: ignore[arg-type]
+        pool.gate.clear()
+        first = asyncio.create_task(writer.write(payment("a")))
+        await until(lambda: pool.in_flight == 1)
+        rest = [asyncio.create_task(writer.write(payment(n))) for n in "bc"]
+        await until(lambda: writer.queued == 2)
+        pool.gate.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        await writer.close()
+        return pool, list(results)
+
+    pool, results = run(go())
+    assert pool.groups == [["a"], ["b", "c"]]
+    assert results[0].payment_id == "id-a"
+    assert all(isinstance(r, psycopg.OperationalError) for r in results[1:])
+
+
+def test_a_writer_that_finished_never_strands_a_later_payment() -> None:
+    async def go() -> list[WriteResult]:
+        pool = FakePool()
+        writer = PaymentWriter(pool, batch_size=10, writers=1)  # type: ignore[arg-type]
+        results = [await writer.write(payment(str(n))) for n in range(5)]
+        await writer.close()
+        return results
+
+    assert [r.payment_id for r in run(go())] == [f"id-{n}" for n in range(5)]
+
+
+@pytest.mark.parametrize("size", [0, 61])
+def test_the_group_size_is_bounded(size: int) -> None:
+    from shared.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="INGRESS_BATCH_SIZE"):
+        load_settings({"DATABASE_URL": "postgresql://x/y", "INGRESS_BATCH_SIZE": str(size)})
