@@ -14,6 +14,7 @@ A 202 is only answered after the group's commit returned, so it is as durable as
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -24,6 +25,8 @@ from psycopg_pool import AsyncConnectionPool
 from shared.queries import q
 
 log = structlog.get_logger()
+RETRIES_AFTER_DEADLOCK = 5
+_ROLLED_BACK_WHOLE = {"40P01", "40001"}  # deadlock victim, serialization failure
 
 Outcome = Literal["accepted", "duplicate", "sold_out", "too_many_open"]
 
@@ -144,6 +147,23 @@ class PaymentWriter:
             future.set_result(result)
 
     async def _execute(self, payments: list[NewPayment]) -> list[WriteResult]:
+        """One transaction; run again when PostgreSQL chose it as a deadlock victim (or failed it for
+        serialization): it was rolled back whole, so running it again is safe. Such a deadlock needs
+        two writers inserting the same authorization at once (the payer lock comes before the row in
+        accept_payments' one-by-one path and after it in a plain INSERT's statement trigger)."""
+        for attempt in range(1, RETRIES_AFTER_DEADLOCK + 1):
+            try:
+                return await self._execute_once(payments)
+            except psycopg.Error as exc:
+                if exc.sqlstate not in _ROLLED_BACK_WHOLE or attempt == RETRIES_AFTER_DEADLOCK:
+                    raise
+                log.warning(
+                    "payment_write_retried", sqlstate=exc.sqlstate, size=len(payments), attempt=attempt
+                )
+                await asyncio.sleep(random.uniform(0, 0.005 * attempt))
+        raise AssertionError("unreachable")
+
+    async def _execute_once(self, payments: list[NewPayment]) -> list[WriteResult]:
         async with self._pool.connection() as conn:
             if len(payments) == 1:
                 return [await _insert_one(conn, payments[0])]

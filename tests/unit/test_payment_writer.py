@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from api.payment_writer import NewPayment, PaymentWriter, WriteResult, batch_params
+from api.payment_writer import RETRIES_AFTER_DEADLOCK, NewPayment, PaymentWriter, WriteResult, batch_params
 
 
 def payment(nonce: str) -> NewPayment:
@@ -137,7 +137,9 @@ def test_a_group_the_server_refuses_is_retried_one_by_one(error: psycopg.Error) 
         return pool, list(results)
 
     pool, results = run(go())
-    assert pool.groups == [["a"], ["b", "bad", "c"], ["b"], ["bad"], ["c"]]
+    # A deadlock victim is first run again as it was (rolled back whole); then one by one.
+    tries = RETRIES_AFTER_DEADLOCK if isinstance(error, psycopg.errors.DeadlockDetected) else 1
+    assert pool.groups == [["a"]] + [["b", "bad", "c"]] * tries + [["b"], ["bad"], ["c"]]
     assert [r.payment_id for r in (results[0], results[1], results[3])] == ["id-a", "id-b", "id-c"]
     if isinstance(error, psycopg.errors.DeadlockDetected):  # alone, it went through
         assert results[2].payment_id == "id-bad"
@@ -187,3 +189,40 @@ def test_the_group_size_is_bounded(size: int) -> None:
 
     with pytest.raises(ConfigError, match="INGRESS_BATCH_SIZE"):
         load_settings({"DATABASE_URL": "postgresql://x/y", "INGRESS_BATCH_SIZE": str(size)})
+
+
+def test_a_deadlock_victim_is_run_again_even_alone() -> None:
+    """PostgreSQL rolled the victim's transaction back whole: the writer runs it again."""
+    failures = {"n": 2}
+
+    def fail(nonces: list[str]) -> BaseException | None:
+        if failures["n"]:
+            failures["n"] -= 1
+            return psycopg.errors.DeadlockDetected("deadlock detected")
+        return None
+
+    async def go() -> tuple[FakePool, WriteResult]:
+        pool = FakePool(fail)
+        writer = PaymentWriter(pool, batch_size=8, writers=1)  # type: ignore[arg-type]
+        result = await writer.write(payment("0x1"))
+        await writer.close()
+        return pool, result
+
+    pool, result = run(go())
+    assert result == WriteResult("accepted", "id-0x1")
+    assert pool.groups == [["0x1"]] * 3
+
+
+def test_a_deadlock_that_keeps_coming_back_is_raised() -> None:
+    async def go() -> BaseException:
+        pool = FakePool(lambda nonces: psycopg.errors.DeadlockDetected("deadlock detected"))
+        writer = PaymentWriter(pool, batch_size=8, writers=1)  # type: ignore[arg-type]
+        try:
+            await writer.write(payment("0x1"))
+        except psycopg.Error as exc:
+            return exc
+        finally:
+            await writer.close()
+        raise AssertionError("no error")
+
+    assert isinstance(run(go()), psycopg.errors.DeadlockDetected)
