@@ -19,7 +19,7 @@ from web3 import Web3
 from shared import rpc_batch, txstore
 from shared.queries import q
 from shared.runtime import Runtime
-from shared.settlement import AuthorizationState, Outcome, authorization_outcome
+from shared.settlement import AuthorizationState, Outcome, payment_outcome
 
 log = structlog.get_logger()
 WATCH_EVERY_SECONDS = 10.0
@@ -58,7 +58,7 @@ def watch(rt: Runtime) -> int:
         if answer is None:
             continue  # no answer this time: the next look asks again
         used = int.from_bytes(answer, "big") != 0
-        outcome = _outcome(rt, p) if used else None
+        outcome = payment_outcome(rt.w3, p, lookback_blocks=rt.settings.log_lookback_blocks) if used else None
         decided = verdict(used, outcome, chain_time=chain_time, valid_before=int(p["watch_until"]))
         if decided is Verdict.END:
             changed += _end(rt, p, "watch ended: the authorization expired unused or was cancelled")
@@ -71,18 +71,6 @@ def watch(rt: Runtime) -> int:
 def _state_call(p: dict[str, Any]) -> bytes:
     payer = bytes(12) + bytes.fromhex(p["payer"][2:])
     return _AUTHORIZATION_STATE + payer + bytes.fromhex(p["nonce"][2:])
-
-
-def _outcome(rt: Runtime, p: dict[str, Any]) -> Outcome:
-    return authorization_outcome(
-        rt.w3,
-        asset=p["asset"],
-        payer=p["payer"],
-        pay_to=p["token_address"],
-        amount=int(p["amount"]),
-        nonce=bytes.fromhex(p["nonce"][2:]),
-        lookback_blocks=rt.settings.log_lookback_blocks,
-    )
 
 
 def _end(rt: Runtime, p: dict[str, Any], note: str) -> int:

@@ -7,6 +7,7 @@ chain: `authorizationState`, the `AuthorizationUsed` / `AuthorizationCanceled` l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -104,3 +105,16 @@ def authorization_outcome(
     if logs(AUTHORIZATION_CANCELED_TOPIC):
         return Outcome(AuthorizationState.CANCELED)
     return Outcome(AuthorizationState.UNKNOWN)
+
+
+def payment_outcome(w3: Web3, payment: Mapping[str, Any], *, lookback_blocks: int) -> Outcome:
+    """`authorization_outcome` for a payment_queue row (asset, payer, token_address, amount, nonce)."""
+    return authorization_outcome(
+        w3,
+        asset=payment["asset"],
+        payer=payment["payer"],
+        pay_to=payment["token_address"],
+        amount=int(payment["amount"]),
+        nonce=bytes.fromhex(payment["nonce"][2:]),
+        lookback_blocks=lookback_blocks,
+    )

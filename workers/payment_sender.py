@@ -30,7 +30,7 @@ from shared.retry import retry_delay
 from shared.reverts import AUTHORIZATION_USED
 from shared.runtime import Runtime
 from shared.sender_stage import SenderStage
-from shared.settlement import AuthorizationState, Outcome, authorization_outcome
+from shared.settlement import AuthorizationState, Outcome, payment_outcome
 
 log = structlog.get_logger()
 _TRANSIENT = ("authorization is not yet valid",)
@@ -69,7 +69,9 @@ class PaymentSender(SenderStage):
                 deferred[row["id"]] = verdict
             elif AUTHORIZATION_USED in verdict:
                 try:
-                    outcome = self._outcome(row)
+                    outcome = payment_outcome(
+                        self.rt.w3, row, lookback_blocks=self.settings.log_lookback_blocks
+                    )
                 except Exception as exc:
                     deferred[row["id"]] = f"settlement lookup unavailable: {type(exc).__name__}: {exc}"[:500]
                     continue
@@ -240,17 +242,6 @@ class PaymentSender(SenderStage):
             except TransactionNotFound:
                 continue
         return False
-
-    def _outcome(self, row: dict[str, Any]) -> Outcome:
-        return authorization_outcome(
-            self.rt.w3,
-            asset=row["asset"],
-            payer=row["payer"],
-            pay_to=row["token_address"],
-            amount=int(row["amount"]),
-            nonce=bytes.fromhex(row["nonce"][2:]),
-            lookback_blocks=self.settings.log_lookback_blocks,
-        )
 
 
 def create(runtime: Runtime) -> PaymentSender:

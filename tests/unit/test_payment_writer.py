@@ -70,6 +70,25 @@ async def until(condition: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached")
 
 
+def a_then_the_rest(pool: FakePool, later: list[str]) -> list[Any]:
+    """One writer: "a" goes alone (nobody waits for a group to fill); `later` queue up while it is in
+    flight, then everything finishes. Returns each payment's result or exception, "a" first."""
+
+    async def go() -> list[Any]:
+        writer = PaymentWriter(pool, batch_size=10, writers=1)  # type: ignore[arg-type]
+        pool.gate.clear()
+        first = asyncio.create_task(writer.write(payment("a")))
+        await until(lambda: pool.in_flight == 1)
+        rest = [asyncio.create_task(writer.write(payment(n))) for n in later]
+        await until(lambda: writer.queued == len(later))
+        pool.gate.set()
+        results = await asyncio.gather(first, *rest, return_exceptions=True)
+        await writer.close()
+        return list(results)
+
+    return list(run(go()))
+
+
 def test_arrays_are_parallel_and_uint256_goes_as_text() -> None:
     params = batch_params([payment("0x1"), payment("0x2")])
     assert params["nonce"] == ["0x1", "0x2"] and params["quantity"] == [1, 1]
@@ -77,20 +96,8 @@ def test_arrays_are_parallel_and_uint256_goes_as_text() -> None:
 
 
 def test_payments_that_arrive_while_the_writer_is_busy_go_together() -> None:
-    async def go() -> tuple[FakePool, list[WriteResult]]:
-        pool = FakePool()
-        writer = PaymentWriter(pool, batch_size=10, writers=1)  # type: ignore[arg-type]
-        pool.gate.clear()
-        first = asyncio.create_task(writer.write(payment("a")))
-        await until(lambda: pool.in_flight == 1)  # "a" goes alone: nobody waits for a group to fill
-        rest = [asyncio.create_task(writer.write(payment(n))) for n in "bcdef"]
-        await until(lambda: writer.queued == 5)
-        pool.gate.set()
-        results = await asyncio.gather(first, *rest)
-        await writer.close()
-        return pool, list(results)
-
-    pool, results = run(go())
+    pool = FakePool()
+    results = a_then_the_rest(pool, list("bcdef"))
     assert pool.groups == [["a"], ["b", "c", "d", "e", "f"]]
     assert [r.payment_id for r in results] == [f"id-{n}" for n in "abcdef"]
     assert {r.outcome for r in results} == {"accepted"}
@@ -123,20 +130,8 @@ def test_a_group_the_server_refuses_is_retried_one_by_one(error: psycopg.Error) 
             return None
         return error
 
-    async def go() -> tuple[FakePool, list[Any]]:
-        pool = FakePool(fail)
-        writer = PaymentWriter(pool, batch_size=10, writers=1)  # type: ignore[arg-type]
-        pool.gate.clear()
-        first = asyncio.create_task(writer.write(payment("a")))
-        await until(lambda: pool.in_flight == 1)
-        rest = [asyncio.create_task(writer.write(payment(n))) for n in ("b", "bad", "c")]
-        await until(lambda: writer.queued == 3)
-        pool.gate.set()
-        results = await asyncio.gather(first, *rest, return_exceptions=True)
-        await writer.close()
-        return pool, list(results)
-
-    pool, results = run(go())
+    pool = FakePool(fail)
+    results = a_then_the_rest(pool, ["b", "bad", "c"])
     # A deadlock victim is first run again as it was (rolled back whole); then one by one.
     tries = RETRIES_AFTER_DEADLOCK if isinstance(error, psycopg.errors.DeadlockDetected) else 1
     assert pool.groups == [["a"]] + [["b", "bad", "c"]] * tries + [["b"], ["bad"], ["c"]]
@@ -153,20 +148,8 @@ def test_a_broken_connection_is_not_retried() -> None:
     def fail(nonces: list[str]) -> BaseException | None:
         return psycopg.OperationalError("server closed the connection") if len(nonces) > 1 else None
 
-    async def go() -> tuple[FakePool, list[Any]]:
-        pool = FakePool(fail)
-        writer = PaymentWriter(pool, batch_size=10, writers=1)  # type: ignore[arg-type]
-        pool.gate.clear()
-        first = asyncio.create_task(writer.write(payment("a")))
-        await until(lambda: pool.in_flight == 1)
-        rest = [asyncio.create_task(writer.write(payment(n))) for n in "bc"]
-        await until(lambda: writer.queued == 2)
-        pool.gate.set()
-        results = await asyncio.gather(first, *rest, return_exceptions=True)
-        await writer.close()
-        return pool, list(results)
-
-    pool, results = run(go())
+    pool = FakePool(fail)
+    results = a_then_the_rest(pool, ["b", "c"])
     assert pool.groups == [["a"], ["b", "c"]]
     assert results[0].payment_id == "id-a"
     assert all(isinstance(r, psycopg.OperationalError) for r in results[1:])
