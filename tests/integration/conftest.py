@@ -14,8 +14,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from starlette.testclient import TestClient
 from web3 import Web3
 
+from api.app import create_app
 from cli.devnet import anvil, deploy, postgres
 from cli.devnet.paths import free_port
 from shared import chain
@@ -195,3 +197,20 @@ class LiveServer:
 def live_api(settings: Settings) -> Iterator[LiveServer]:
     with LiveServer(settings) as server:
         yield server
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app with its lifespan run (a test module may override it with other settings)."""
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def manual_mining(devchain: Chain) -> Iterator[None]:
+    """Blocks are mined only when a test asks (evm_mine); automine is back afterwards."""
+    devchain.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        devchain.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]

@@ -4,7 +4,6 @@ from the receipt's logs on its own — the ones whose money moved complete, the 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -13,7 +12,6 @@ from eth_account.signers.local import LocalAccount
 from starlette.testclient import TestClient
 from web3 import Web3
 
-from api.app import create_app
 from cli.devnet import anvil, deploy
 from shared import late_payments, multicall
 from shared.config import Settings
@@ -25,12 +23,6 @@ from tests.integration.stages import Stages, chain_tx, finished, payment, query,
 
 pytestmark = pytest.mark.chain
 GWEI = 10**9
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def fresh_buyers(devchain: Chain, deployment: Deployment, n: int) -> list[LocalAccount]:

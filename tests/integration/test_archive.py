@@ -3,13 +3,10 @@ still in flight."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
 from cli.devnet import anvil
 from cli.main import app
 from shared.config import Settings
@@ -18,12 +15,6 @@ from tests.integration.helpers import buy
 from tests.integration.stages import Stages, finished, query
 
 pytestmark = pytest.mark.chain
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def test_archive_moves_finished_rows_only(

@@ -7,14 +7,13 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
 from cli.buyer import sign_payment
 from cli.devnet import anvil
 from shared.config import Settings
@@ -25,12 +24,6 @@ from tests.integration.helpers import ask_price
 pytestmark = pytest.mark.chain
 BUYER = anvil.dev_account(12)
 OTHER = anvil.dev_account(13)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 @pytest.fixture

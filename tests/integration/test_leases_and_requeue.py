@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -14,7 +13,6 @@ from psycopg.rows import dict_row
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
 from cli.devnet import anvil
 from cli.main import app
 from shared.config import Settings
@@ -24,12 +22,6 @@ from tests.integration.helpers import buy
 from tests.integration.stages import Stages, finished, payment, query
 
 pytestmark = pytest.mark.chain
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def claim(settings: Settings, token: uuid.UUID, lease: float) -> list[str]:

@@ -4,34 +4,17 @@ itself refuses one."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
 from cli.devnet import anvil
 from shared.config import Settings
 from tests.integration.conftest import Chain, Deployment, Pipeline
 from tests.integration.helpers import buy, wait_for
 
 pytestmark = pytest.mark.chain
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
-
-
-@pytest.fixture
-def manual_mining(devchain: Chain) -> Iterator[None]:
-    devchain.w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        devchain.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
 
 
 def payment_and_mints(settings: Settings, payment_id: str) -> tuple[str, int]:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from eth_account import Account
 from starlette.testclient import TestClient
 from web3 import Web3
 
-from api.app import create_app
 from cli.devnet import anvil
 from shared.config import Settings
 from shared.contracts import load_artifact
@@ -18,12 +15,6 @@ from tests.integration.conftest import Chain, Deployment, Pipeline
 from tests.integration.helpers import buy, wait_for
 
 pytestmark = pytest.mark.chain
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def balances(devchain: Chain, deployment: Deployment, wallet: str) -> tuple[int, int, int]:

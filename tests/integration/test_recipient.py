@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
 from web3 import Web3
 
-from api.app import create_app
 from cli.buyer import sign_payment
 from cli.devnet import anvil
 from shared.config import Settings
@@ -19,12 +17,6 @@ from tests.integration.helpers import ask_price, wait_for
 
 pytestmark = pytest.mark.chain
 PAYER, FRIEND = anvil.dev_account(13), anvil.dev_account(7)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def test_a_bound_recipient_gets_the_tokens(

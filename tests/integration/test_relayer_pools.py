@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -11,7 +10,6 @@ from eth_account import Account
 from starlette.testclient import TestClient
 from web3 import Web3
 
-from api.app import create_app
 from cli.devnet import anvil, deploy
 from shared.config import Settings, StageSettings
 from shared.contracts import load_artifact
@@ -20,12 +18,6 @@ from tests.integration.helpers import buy
 from tests.integration.stages import Stages, finished, payment, query, rpc
 
 pytestmark = pytest.mark.chain
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def new_keys(devchain: Chain, n: int) -> list[str]:

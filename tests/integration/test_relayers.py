@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
 from starlette.testclient import TestClient
 
-from api.app import create_app
 from cli.devnet import anvil
 from cli.devnet.paths import free_port
 from shared import chain
@@ -25,12 +23,6 @@ from workers import payment_sender
 
 pytestmark = pytest.mark.chain
 BUYER = anvil.dev_account(16)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def test_relayer_without_gas_money_keeps_the_work_until_funded(

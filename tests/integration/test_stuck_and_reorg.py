@@ -4,13 +4,11 @@ mined and then reorganised away before reaching the confirmation depth."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
 from cli.devnet import anvil
 from shared.config import Settings
 from tests.integration.conftest import Chain, Deployment
@@ -22,23 +20,8 @@ BUYER = anvil.dev_account(18)
 GWEI = 10**9
 
 
-@pytest.fixture
-def manual_mining(devchain: Chain) -> Iterator[None]:
-    rpc(devchain.w3, "evm_setAutomine", False)
-    try:
-        yield
-    finally:
-        rpc(devchain.w3, "evm_setAutomine", True)
-
-
 def make_stages(settings: Settings, **changes: object) -> Stages:
     return Stages(replace(settings, **changes))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def test_dropped_transaction_is_rebroadcast_from_storage(

@@ -124,12 +124,6 @@ def test_a_payer_with_too_many_open_payments_gets_429(settings: Settings, deploy
     )
 
 
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
-
-
 def test_oversized_headers_and_bodies(client: TestClient, deployment: Deployment) -> None:
     token = deployment.token.address
     big_header = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": "A" * 10_000})

@@ -3,14 +3,12 @@ reached the token gets exactly `quantity` mints, and we never submit an authoriz
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from starlette.testclient import TestClient
 from web3 import Web3
 
-from api.app import create_app
 from cli.buyer import sign_payment
 from cli.devnet import anvil
 from shared.config import Settings
@@ -25,21 +23,6 @@ pytestmark = pytest.mark.chain
 BUYER = anvil.dev_account(19)
 STRANGER = anvil.dev_account(5)
 GWEI = 10**9
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
-
-
-@pytest.fixture
-def manual_mining(devchain: Chain) -> Iterator[None]:
-    rpc(devchain.w3, "evm_setAutomine", False)
-    try:
-        yield
-    finally:
-        rpc(devchain.w3, "evm_setAutomine", True)
 
 
 def accept(client: TestClient, token: str, quantity: int) -> tuple[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -21,12 +20,6 @@ from tests.integration.helpers import ask_price, wait_for
 
 pytestmark = pytest.mark.chain
 BUYER = anvil.dev_account(14)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def required_v2(client: TestClient, token: str, quantity: int) -> dict[str, Any]:
