@@ -20,6 +20,7 @@ from web3 import Web3
 from cli.buyer import answer_402
 from cli.devnet import anvil, deploy
 from shared import chain
+from shared.contracts import load_artifact
 from shared.payment_calls import transfer_args
 from shared.queries import q
 from shared.x402 import decode_payment_header, decode_payment_signature_header
@@ -153,9 +154,6 @@ def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: 
     by ten single `mint` transactions of one purchase's units to one new holder (mean; with this
     contract they too share the id bitmap word, so the yardstick is the stricter one). They run
     inside an EVM snapshot that is reverted at once, so they leave nothing behind."""
-    from cli.devnet import anvil as dev_anvil
-    from shared.contracts import load_artifact
-
     name, header, _ = answer_402(offer.headers, offer.json(), key)
     decode = decode_payment_signature_header if name == "PAYMENT-SIGNATURE" else decode_payment_header
     payment = decode(header)
@@ -168,7 +166,7 @@ def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: 
     purchase = os.urandom(31)  # the ten units of one purchase, numbered as shared/mint_ids.py does
 
     def gas_used(call: Any, sender: int) -> int:
-        tx_hash = call.transact({"from": dev_anvil.dev_account(sender).address})
+        tx_hash = call.transact({"from": anvil.dev_account(sender).address})
         return int(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["gasUsed"])
 
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
@@ -185,10 +183,10 @@ def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: 
                     sig,
                 )
             ),
-            dev_anvil.DEPLOYER,
+            anvil.DEPLOYER,
         )
         mints = [
-            gas_used(minter.functions.mint(holder, purchase + bytes([i])), dev_anvil.DEPLOYER)
+            gas_used(minter.functions.mint(holder, purchase + bytes([i])), anvil.DEPLOYER)
             for i in range(10)
         ]
     finally:

@@ -107,14 +107,17 @@ def authorization_outcome(
     return Outcome(AuthorizationState.UNKNOWN)
 
 
+def payment_terms(payment: Mapping[str, Any]) -> dict[str, Any]:
+    """What the chain is asked about a payment_queue row (asset, payer, token_address, amount, nonce)."""
+    return {
+        "asset": payment["asset"],
+        "payer": payment["payer"],
+        "pay_to": payment["token_address"],
+        "amount": int(payment["amount"]),
+        "nonce": bytes.fromhex(payment["nonce"][2:]),
+    }
+
+
 def payment_outcome(w3: Web3, payment: Mapping[str, Any], *, lookback_blocks: int) -> Outcome:
-    """`authorization_outcome` for a payment_queue row (asset, payer, token_address, amount, nonce)."""
-    return authorization_outcome(
-        w3,
-        asset=payment["asset"],
-        payer=payment["payer"],
-        pay_to=payment["token_address"],
-        amount=int(payment["amount"]),
-        nonce=bytes.fromhex(payment["nonce"][2:]),
-        lookback_blocks=lookback_blocks,
-    )
+    """`authorization_outcome` for a payment_queue row."""
+    return authorization_outcome(w3, lookback_blocks=lookback_blocks, **payment_terms(payment))

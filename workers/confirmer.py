@@ -24,7 +24,7 @@ from shared import outcomes, rpc_batch
 from shared.broadcaster import Outgoing, broadcast_stored
 from shared.queries import q
 from shared.runtime import Runtime
-from shared.settlement import Outcome, authorization_outcome, paid_in_logs
+from shared.settlement import Outcome, paid_in_logs, payment_outcome, payment_terms
 
 log = structlog.get_logger()
 RECHECK_SECONDS = 0.5
@@ -204,18 +204,11 @@ class Confirmer:
             conn.rollback()
         decision: dict[str, Outcome | None] = {}
         for p in payments:
-            terms = {
-                "asset": p["asset"],
-                "payer": p["payer"],
-                "pay_to": p["token_address"],
-                "amount": int(p["amount"]),
-                "nonce": bytes.fromhex(p["nonce"][2:]),
-            }
-            if receipt["status"] == 1 and paid_in_logs(list(receipt["logs"]), **terms):
+            if receipt["status"] == 1 and paid_in_logs(list(receipt["logs"]), **payment_terms(p)):
                 decision[str(p["id"])] = None
             else:
-                decision[str(p["id"])] = authorization_outcome(
-                    self.rt.w3, lookback_blocks=self.settings.log_lookback_blocks, **terms
+                decision[str(p["id"])] = payment_outcome(
+                    self.rt.w3, p, lookback_blocks=self.settings.log_lookback_blocks
                 )
         return decision
 
