@@ -1,7 +1,7 @@
 """JSON-RPC batch reads: many receipts or block hashes in one HTTP round trip.
 
-A batch is an optimisation only. Anything it could not read (the node erred for that entry, or the
-whole batch failed) is simply absent from the answer, and the caller reads it the one-at-a-time way.
+Anything a batch could not read (the node erred for that entry, or the whole batch failed) is left
+out of the answer: the caller reads it the one-at-a-time way, or treats it as not known yet.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from typing import Any
 import structlog
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
-from eth_typing import HexStr
 from web3 import Web3
 
 from shared import chain, rpc_batch
@@ -40,18 +39,14 @@ class MintSender(SenderStage):
 
     def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, relayer: Relayer) -> None:
         already, unknown = [], []
-        batched = rpc_batch.calls(self.rt.w3, [(r["token_address"], self._has_minted_call(r)) for r in rows])
-        for r, answer in zip(rows, batched, strict=True):
-            try:
-                minted = bool(int.from_bytes(answer, "big")) if answer is not None else self._has_minted(r)
-            except Exception as exc:  # this read failed: only this mint waits, the others go on
+        answers = rpc_batch.calls(self.rt.w3, [(r["token_address"], self._has_minted_call(r)) for r in rows])
+        for r, answer in zip(rows, answers, strict=True):
+            if answer is None:  # this read failed: only this mint waits, the others go on
                 unknown.append(r)
-                error = exc
-                continue
-            if minted:
+            elif int.from_bytes(answer, "big"):
                 already.append(r["id"])
         if unknown:
-            self.release(unknown, claim_token, error)
+            self.release(unknown, claim_token, RuntimeError("hasMinted could not be read"))
         rows = [r for r in rows if r not in unknown]
         todo: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
@@ -104,11 +99,6 @@ class MintSender(SenderStage):
 
     def _has_minted_call(self, row: dict[str, Any]) -> bytes:
         return _HAS_MINTED + bytes.fromhex(row["mint_id"][2:])
-
-    def _has_minted(self, row: dict[str, Any]) -> bool:
-        token = Web3.to_checksum_address(row["token_address"])
-        answer = self.rt.w3.eth.call({"to": token, "data": HexStr("0x" + self._has_minted_call(row).hex())})
-        return bool(int.from_bytes(answer, "big"))
 
 
 def create(runtime: Runtime) -> MintSender:
