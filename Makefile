@@ -39,6 +39,8 @@ stop:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared api workers cli
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 unit: install
 	$(BIN)/pytest tests/unit

@@ -23,7 +23,7 @@ from api.routes.payments import payment_status
 from api.routes.tokens import token_info
 from api.server import DeadlineHttpProtocol
 from shared.config import Settings, load_settings
-from shared.db import open_async_pool
+from shared.db.pools import open_async_pool
 from shared.logs import configure_logging
 
 

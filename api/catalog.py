@@ -9,8 +9,8 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from shared.eip3009 import Eip712Domain
-from shared.queries import q
+from shared.db.queries import q
+from shared.x402.eip3009 import Eip712Domain
 
 REFRESH_SECONDS = 5.0
 

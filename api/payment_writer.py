@@ -22,7 +22,7 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from shared.queries import q
+from shared.db.queries import q
 
 log = structlog.get_logger()
 RETRIES_AFTER_DEADLOCK = 5

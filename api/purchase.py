@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from shared.recipients import bound_nonce
+from shared.x402.recipients import bound_nonce
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SALT = re.compile(r"0x[0-9a-fA-F]{64}")

@@ -7,7 +7,6 @@ are the reference facilitator's (see shared.x402.errors).
 
 from __future__ import annotations
 
-from shared.eip3009 import Eip712Domain, SignatureError, recover_signer, transfer_digest
 from shared.x402 import (
     INVALID_PAYLOAD,
     INVALID_PAYMENT_REQUIREMENTS,
@@ -24,6 +23,7 @@ from shared.x402 import (
     PaymentRejected,
     accepted_terms,
 )
+from shared.x402.eip3009 import Eip712Domain, SignatureError, recover_signer, transfer_digest
 
 __all__ = ["verify_exact_payment"]
 

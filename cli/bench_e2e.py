@@ -20,9 +20,9 @@ from web3 import Web3
 from cli.buyer import answer_402
 from cli.devnet import anvil, deploy
 from shared import chain
-from shared.contracts import load_artifact
-from shared.payment_calls import transfer_args
-from shared.queries import q
+from shared.chain.contracts import load_artifact
+from shared.db.queries import q
+from shared.settlement.payment_calls import transfer_args
 from shared.x402 import decode_payment_header, decode_payment_signature_header
 
 
@@ -163,7 +163,7 @@ def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: 
     )
     minter = w3.eth.contract(address=Web3.to_checksum_address(token), abi=load_artifact("MintToken").abi)
     holder = Account.create().address
-    purchase = os.urandom(31)  # the ten units of one purchase, numbered as shared/mint_ids.py does
+    purchase = os.urandom(31)  # the ten units of one purchase, numbered as shared/settlement/mint_ids.py does
 
     def gas_used(call: Any, sender: int) -> int:
         tx_hash = call.transact({"from": anvil.dev_account(sender).address})

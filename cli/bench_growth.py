@@ -15,8 +15,8 @@ import typer
 from psycopg.rows import dict_row
 
 from cli.devnet import postgres
-from shared.migrations import migrate
-from shared.queries import q
+from shared.db.migrations import migrate
+from shared.db.queries import q
 
 TOKEN = "0x" + "b0" * 20
 ASSET = "0x" + "a0" * 20

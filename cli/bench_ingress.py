@@ -24,7 +24,7 @@ import psycopg
 import typer
 
 from cli.buyer import answer_402
-from shared.queries import q
+from shared.db.queries import q
 
 SCRIPT = Path(__file__).resolve().parent / "bench_scripts" / "replay.lua"
 # (connections, seconds, payments signed): enough for each phase never to run out

@@ -11,8 +11,6 @@ from typing import Any
 
 from eth_account import Account
 
-from shared.eip3009 import Authorization, Eip712Domain, sign_transfer
-from shared.recipients import bound_nonce
 from shared.x402 import (
     V1_NETWORKS,
     ExactEvmPayment,
@@ -20,6 +18,8 @@ from shared.x402 import (
     encode_payment_header,
     encode_payment_signature_header,
 )
+from shared.x402.eip3009 import Authorization, Eip712Domain, sign_transfer
+from shared.x402.recipients import bound_nonce
 
 
 def _chain_id(network: str) -> int:

@@ -11,7 +11,7 @@ from web3 import Web3
 
 from cli.buyer import answer_402
 from shared import chain
-from shared.contracts import load_artifact
+from shared.chain.contracts import load_artifact
 
 PURCHASES = ((0, 1), (1, 3), (0, 2))  # (payer index, quantity)
 

@@ -16,7 +16,7 @@ from web3 import Web3
 from cli.devnet import anvil, deploy, postgres
 from cli.devnet.paths import DEV_DIR, DEVNET_FILE, PROJECT_ROOT
 from shared import chain
-from shared.migrations import migrate
+from shared.db.migrations import migrate
 from shared.x402 import network_name
 
 app = typer.Typer(help="The local dev environment under .dev/.", no_args_is_help=True)

@@ -9,8 +9,8 @@ import typer
 
 from cli import bench, demo, dev, ops
 from shared.config import load_settings
+from shared.db.migrations import migrate
 from shared.logs import configure_logging
-from shared.migrations import migrate
 
 app = typer.Typer(
     help="Sell freshly minted tokens for USDC paid over x402: pay first, mint after.",

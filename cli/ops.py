@@ -8,7 +8,7 @@ from psycopg.rows import dict_row
 
 from shared import chain
 from shared.config import load_settings
-from shared.queries import SQL_DIR, parse_blocks, q
+from shared.db.queries import SQL_DIR, parse_blocks, q
 
 token_app = typer.Typer(help="Tokens on sale.", no_args_is_help=True)
 

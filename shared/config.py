@@ -13,8 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from shared.mint_ids import MAX_MINT_INDEX
-from shared.multicall import CANONICAL_ADDRESS as CANONICAL_MULTICALL3
+from shared.chain.multicall import CANONICAL_ADDRESS as CANONICAL_MULTICALL3
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 
@@ -78,10 +77,14 @@ def _versions(raw: str) -> tuple[int, ...]:
     return versions
 
 
+#: A purchase's mint ids number its units in one byte (shared/settlement/mint_ids.py, MAX_MINT_INDEX;
+#: a unit test keeps the two in step), so a payment buys at most 256 units.
+QUANTITY_LIMIT = 256
+
+
 def _quantity(value: int) -> int:
-    # A purchase's mint ids number its units in one byte (shared/mint_ids.py).
-    if not 1 <= value <= MAX_MINT_INDEX + 1:
-        raise ConfigError(f"MAX_QUANTITY must be between 1 and {MAX_MINT_INDEX + 1}, got {value}")
+    if not 1 <= value <= QUANTITY_LIMIT:
+        raise ConfigError(f"MAX_QUANTITY must be between 1 and {QUANTITY_LIMIT}, got {value}")
     return value
 
 

@@ -11,9 +11,9 @@ from psycopg_pool import ConnectionPool
 from web3 import Web3
 
 from shared import chain
+from shared.chain.contracts import load_artifact
 from shared.config import Settings
-from shared.contracts import load_artifact
-from shared.db import open_pool
+from shared.db.pools import open_pool
 
 
 @dataclass

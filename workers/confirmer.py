@@ -20,11 +20,12 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
-from shared import outcomes, rpc_batch
-from shared.broadcaster import Outgoing, broadcast_stored
-from shared.queries import q
+from shared.chain import rpc_batch
+from shared.db.queries import q
 from shared.runtime import Runtime
-from shared.settlement import Outcome, paid_in_logs, payment_outcome, payment_terms
+from shared.settlement import outcomes
+from shared.settlement.authorizations import Outcome, paid_in_logs, payment_outcome, payment_terms
+from shared.txs.broadcaster import Outgoing, broadcast_stored
 
 log = structlog.get_logger()
 RECHECK_SECONDS = 0.5

@@ -17,12 +17,13 @@ from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from web3 import Web3
 
-from shared import chain, rpc_batch
-from shared.broadcaster import Outgoing
-from shared.queries import q
-from shared.relayer import Relayer
+from shared import chain
+from shared.chain import rpc_batch
+from shared.db.queries import q
 from shared.runtime import Runtime
-from shared.sender_stage import SenderStage
+from shared.txs.broadcaster import Outgoing
+from shared.txs.relayer import Relayer
+from shared.txs.sender_stage import SenderStage
 
 log = structlog.get_logger()
 _HAS_MINTED = keccak(b"hasMinted(bytes32)")[:4]

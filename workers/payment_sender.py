@@ -6,7 +6,7 @@ transfers go out together in one Multicall3 transaction, each allowed to fail al
 or → failed (pre-flight: the authorization cannot move the money now, so nothing is sent).
 Its upkeep cancels its own unmined transactions whose authorizations someone else used meanwhile
 (so no authorization is submitted after it is known used, and no nonce is left as a gap), and
-watches failed payments until their authorization expires (shared/late_payments.py).
+watches failed payments until their authorization expires (shared/settlement/late_payments.py).
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ from psycopg import Connection
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from shared import chain, late_payments, payment_calls, txstore
-from shared.broadcaster import Outgoing
+from shared import chain
 from shared.chain import Fees
-from shared.queries import q
-from shared.relayer import Relayer
-from shared.retry import retry_delay
-from shared.reverts import AUTHORIZATION_USED
+from shared.chain.reverts import AUTHORIZATION_USED
+from shared.db.queries import q
 from shared.runtime import Runtime
-from shared.sender_stage import SenderStage
-from shared.settlement import AuthorizationState, Outcome, payment_outcome
+from shared.settlement import late_payments, outcomes, payment_calls
+from shared.settlement.authorizations import AuthorizationState, Outcome, payment_outcome
+from shared.txs.broadcaster import Outgoing
+from shared.txs.relayer import Relayer
+from shared.txs.retry import retry_delay
+from shared.txs.sender_stage import SenderStage
 
 log = structlog.get_logger()
 _TRANSIENT = ("authorization is not yet valid",)
@@ -176,7 +177,7 @@ class PaymentSender(SenderStage):
         self, conn: Connection[Any], claim_token: uuid.UUID, paid_elsewhere: dict[Any, Outcome]
     ) -> None:
         for payment_id, outcome in paid_elsewhere.items():
-            chain_tx_id = txstore.store_paying_tx(conn, chain_id=self.settings.chain_id, outcome=outcome)
+            chain_tx_id = outcomes.store_paying_tx(conn, chain_id=self.settings.chain_id, outcome=outcome)
             conn.execute(
                 q("mark_external_payment_sent"),
                 {

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.errors import rejection
-from shared.queries import q
+from shared.db.queries import q
 
 
 async def payment_status(request: Request) -> Response:

@@ -8,9 +8,9 @@ from typing import Any
 import psycopg
 from web3 import Web3
 
-from shared import multicall
-from shared.contracts import load_artifact
-from shared.queries import q
+from shared.chain import multicall
+from shared.chain.contracts import load_artifact
+from shared.db.queries import q
 
 
 @dataclass(frozen=True)

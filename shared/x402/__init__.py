@@ -1,9 +1,13 @@
-"""The x402 payment protocol, ``exact`` scheme on EVM chains: wire formats of versions 1 and 2.
+"""What a buyer signs and sends: the x402 payment protocol, ``exact`` scheme on EVM chains.
 
 v1: the ``X-PAYMENT`` header and a 402 JSON body with ``accepts`` (module ``v1``). v2: the
 ``PAYMENT-SIGNATURE`` header, a ``PAYMENT-REQUIRED`` 402 header and ``PAYMENT-RESPONSE`` (``v2``,
 ``v2_required``). Both decode to ExactEvmPayment; defects raise PaymentRejected carrying a
-reference reason code (``errors``).
+reference reason code (``errors``). The signed EIP-3009 authorization inside — its EIP-712 digest,
+signing and signer recovery — is ``eip3009``; binding a recipient other than the payer into its
+nonce is ``recipients``.
+
+May import: third-party libraries only (no other room of shared).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from shared.eip3009 import SIGNATURE_REASON
+from shared.x402.eip3009 import SIGNATURE_REASON
 
 __all__ = [
     "INVALID_PAYLOAD",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shared.eip3009 import Authorization
+from shared.x402.eip3009 import Authorization
 
 __all__ = ["SCHEME_EXACT", "ExactEvmPayment"]
 

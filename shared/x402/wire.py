@@ -14,7 +14,7 @@ from typing import Any, Final, NoReturn
 
 from eth_utils.address import to_checksum_address
 
-from shared.eip3009 import Authorization
+from shared.x402.eip3009 import Authorization
 from shared.x402.errors import INVALID_PAYLOAD, PaymentRejected
 
 __all__ = [

@@ -22,7 +22,7 @@ from cli.devnet import anvil, deploy, postgres
 from cli.devnet.paths import free_port
 from shared import chain
 from shared.config import Settings, StageSettings
-from shared.migrations import migrate
+from shared.db.migrations import migrate
 from shared.runtime import open_runtime
 from shared.stage import run_stage
 from workers import confirmer, mint_sender, payment_sender

@@ -13,10 +13,11 @@ from starlette.testclient import TestClient
 from web3 import Web3
 
 from cli.devnet import anvil, deploy
-from shared import late_payments, multicall
+from shared.chain import multicall
+from shared.chain.contracts import load_artifact
 from shared.config import Settings
-from shared.contracts import load_artifact
-from shared.payment_calls import transfer_args
+from shared.settlement import late_payments
+from shared.settlement.payment_calls import transfer_args
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.helpers import buy
 from tests.integration.stages import Stages, chain_tx, finished, payment, query, rpc

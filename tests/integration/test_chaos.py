@@ -26,9 +26,9 @@ from api.app import create_app
 from cli.buyer import sign_payment
 from cli.devnet import anvil, deploy, postgres
 from cli.devnet.paths import free_port
+from shared.chain.contracts import load_artifact
 from shared.config import Settings
-from shared.contracts import load_artifact
-from shared.migrations import migrate
+from shared.db.migrations import migrate
 from tests.integration.conftest import CHAIN_ID, Chain, Deployment, scratch_database
 from tests.integration.faults import FaultyProxy, WorkerProcess
 from tests.integration.stages import query

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.contracts import ARTIFACTS_DIR, load_artifact
+from shared.chain.contracts import ARTIFACTS_DIR, load_artifact
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPILE_SCRIPT = REPO_ROOT / "contracts" / "compile.mjs"

@@ -22,7 +22,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from shared.contracts import load_artifact
+from shared.chain.contracts import load_artifact
 
 pytestmark = pytest.mark.chain
 
@@ -730,7 +730,7 @@ def test_minted_ids_are_a_bitmap_each_id_its_own_bit(w3: Web3, usdc: Contract, a
     token = deploy_token(w3, usdc, admin, max_mint_count=1_000)
     buyer = Account.create().address
     purchase = mint_id("purchase")[:31]
-    units = [purchase + bytes([i]) for i in range(10)]  # one purchase's ids, as shared/mint_ids.py makes them
+    units = [purchase + bytes([i]) for i in range(10)]  # one purchase, as settlement/mint_ids.py numbers it
     receipt = send(w3, token.functions.batchMint([buyer] * 10, units), admin)
     GAS["batchMint x10 (one purchase: one recipient, one id word)"] = receipt["gasUsed"]
     assert [e["mintId"] for e in events(token, "TokensMinted", receipt)] == units

@@ -13,9 +13,9 @@ from web3 import Web3
 
 from api.app import create_app
 from cli.devnet import anvil
-from shared import outcomes
-from shared import relayer as relayer_module
 from shared.config import Settings
+from shared.settlement import outcomes
+from shared.txs import relayer as relayer_module
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.helpers import buy
 from tests.integration.stages import Stages, attempts, chain_tx, finished, payment, query, rpc

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from cli.buyer import sign_payment
 from cli.devnet import anvil
 from shared.config import Settings
-from shared.eip3009 import SECP256K1_N
+from shared.x402.eip3009 import SECP256K1_N
 from tests.integration.conftest import CHAIN_ID, Deployment
 from tests.integration.helpers import ask_price
 

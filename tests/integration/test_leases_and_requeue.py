@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cli.devnet import anvil
 from cli.main import app
 from shared.config import Settings
-from shared.queries import q
+from shared.db.queries import q
 from tests.integration.conftest import Deployment
 from tests.integration.helpers import buy
 from tests.integration.stages import Stages, finished, payment, query

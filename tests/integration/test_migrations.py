@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from shared.migrations import discover, migrate
+from shared.db.migrations import discover, migrate
 from tests.integration.conftest import scratch_database
 
 

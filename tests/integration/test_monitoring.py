@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from cli.ops import monitoring_queries
 from shared.config import Settings
-from shared.queries import SQL_DIR
+from shared.db.queries import SQL_DIR
 
 pytestmark = pytest.mark.chain
 

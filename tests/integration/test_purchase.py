@@ -9,8 +9,8 @@ from starlette.testclient import TestClient
 from web3 import Web3
 
 from cli.devnet import anvil
+from shared.chain.contracts import load_artifact
 from shared.config import Settings
-from shared.contracts import load_artifact
 from tests.integration.conftest import Chain, Deployment, Pipeline
 from tests.integration.helpers import buy, wait_for
 

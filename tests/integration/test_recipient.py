@@ -10,8 +10,8 @@ from web3 import Web3
 
 from cli.buyer import sign_payment
 from cli.devnet import anvil
+from shared.chain.contracts import load_artifact
 from shared.config import Settings
-from shared.contracts import load_artifact
 from tests.integration.conftest import Chain, Deployment, Pipeline
 from tests.integration.helpers import ask_price, wait_for
 

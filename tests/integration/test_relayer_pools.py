@@ -11,8 +11,8 @@ from starlette.testclient import TestClient
 from web3 import Web3
 
 from cli.devnet import anvil, deploy
+from shared.chain.contracts import load_artifact
 from shared.config import Settings, StageSettings
-from shared.contracts import load_artifact
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.helpers import buy
 from tests.integration.stages import Stages, finished, payment, query, rpc

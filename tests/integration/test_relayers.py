@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from cli.devnet import anvil
 from cli.devnet.paths import free_port
 from shared import chain
-from shared.broadcast_errors import BroadcastOutcome
+from shared.chain.broadcast_errors import BroadcastOutcome
 from shared.config import Settings
 from shared.runtime import open_runtime
 from shared.stage import run_stage

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from eth_hash.auto import keccak
 
-from shared import rpc_batch
+from shared.chain import rpc_batch
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.stages import rpc
 

@@ -80,6 +80,9 @@ def supervisor(tmp_path: Path, settings: Settings) -> Iterator[Supervisor]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
+        # A program is RUNNING once it has stayed up for startsecs; until then it reads STARTING.
+        while time.monotonic() < deadline and set(sup.states().values()) != {"RUNNING"}:
+            time.sleep(0.2)
         yield sup
     finally:
         sup.ctl("shutdown")

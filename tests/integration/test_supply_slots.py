@@ -17,8 +17,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from api.payment_writer import NewPayment, batch_params
-from shared.migrations import MIGRATIONS_DIR, migrate
-from shared.queries import q
+from shared.db.migrations import MIGRATIONS_DIR, migrate
+from shared.db.queries import q
 from tests.integration.conftest import scratch_database
 
 ASSET = "0x" + "a5" * 20
@@ -289,7 +289,7 @@ def test_the_writer_answers_each_payment_of_concurrent_groups(database_url: str)
     import asyncio
 
     from api.payment_writer import PaymentWriter
-    from shared.db import open_async_pool
+    from shared.db.pools import open_async_pool
 
     token = new_token(database_url, 7)
     payments = [payment(token, 1) for _ in range(20)]

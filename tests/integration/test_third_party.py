@@ -11,9 +11,9 @@ from web3 import Web3
 
 from cli.buyer import sign_payment
 from cli.devnet import anvil
+from shared.chain.contracts import load_artifact
 from shared.config import Settings
-from shared.contracts import load_artifact
-from shared.payment_calls import transfer_args
+from shared.settlement.payment_calls import transfer_args
 from shared.x402 import decode_payment_header
 from tests.integration.conftest import CHAIN_ID, Chain, Deployment
 from tests.integration.helpers import ask_price

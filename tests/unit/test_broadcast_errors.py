@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.broadcast_errors import BroadcastOutcome, classify_broadcast_error
+from shared.chain.broadcast_errors import BroadcastOutcome, classify_broadcast_error
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import ConfigError, load_settings
+from shared.config import QUANTITY_LIMIT, ConfigError, load_settings
+from shared.settlement.mint_ids import MAX_MINT_INDEX, mint_id
 
 
 def test_defaults_are_the_seeds() -> None:
@@ -29,6 +30,15 @@ def test_values_are_read_and_checked() -> None:
         load_settings({"DATABASE_URL": "postgresql://x/y", "MAX_QUANTITY": "257"})
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         load_settings({})
+
+
+def test_the_quantity_limit_is_what_a_mint_id_can_number() -> None:
+    """config keeps its own copy of the limit (it imports no room of shared); the two must agree."""
+    assert QUANTITY_LIMIT == MAX_MINT_INDEX + 1
+    address, nonce = "0x" + "11" * 20, bytes(32)
+    assert mint_id(address, address, address, nonce, QUANTITY_LIMIT - 1)[-1] == QUANTITY_LIMIT - 1
+    with pytest.raises(ValueError):
+        mint_id(address, address, address, nonce, QUANTITY_LIMIT)
 
 
 def test_keys_never_show_in_the_settings_repr() -> None:

@@ -15,7 +15,8 @@ from eth_utils import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.eip3009 import (
+from shared.settlement.mint_ids import mint_id
+from shared.x402.eip3009 import (
     SECP256K1_N,
     SIGNATURE_REASON,
     Authorization,
@@ -26,7 +27,6 @@ from shared.eip3009 import (
     sign_transfer,
     transfer_digest,
 )
-from shared.mint_ids import mint_id
 
 SECP256K1_P = 2**256 - 2**32 - 977
 UINT256_MAX = 2**256 - 1

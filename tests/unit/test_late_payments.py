@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.late_payments import Verdict, verdict
-from shared.settlement import AuthorizationState, Outcome
+from shared.settlement.authorizations import AuthorizationState, Outcome
+from shared.settlement.late_payments import Verdict, verdict
 
 PAID = Outcome(AuthorizationState.PAID, "0x" + "ab" * 32, "0x" + "cd" * 20, 7)
 

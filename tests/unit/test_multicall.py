@@ -5,8 +5,8 @@ from __future__ import annotations
 from eth_abi.abi import decode, encode
 from eth_hash.auto import keccak
 
-from shared import multicall
-from shared.reverts import reason_from_return_data
+from shared.chain import multicall
+from shared.chain.reverts import reason_from_return_data
 
 CODE_HASH = "d5c15df687b16f2ff992fc8d767b4216323184a2bbc6ee2f9c398c318e770891"
 

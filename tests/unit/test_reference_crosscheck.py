@@ -37,7 +37,6 @@ from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, V
 from x402.schemas.v1 import PaymentPayloadV1, PaymentRequiredV1, PaymentRequirementsV1
 
 from api.verification import verify_exact_payment
-from shared.eip3009 import Authorization, Eip712Domain, sign_transfer
 from shared.x402 import (
     INVALID_RECIPIENT,
     INVALID_SIGNATURE,
@@ -59,6 +58,7 @@ from shared.x402 import (
     payment_requirements,
     requirement_v2,
 )
+from shared.x402.eip3009 import Authorization, Eip712Domain, sign_transfer
 
 PAYER_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 PAYER = Account.from_key(PAYER_KEY).address.lower()

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.chain import Fees
-from shared.retry import bumped_fees, retry_delay
+from shared.txs.retry import bumped_fees, retry_delay
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.migrations import discover
-from shared.queries import SQL_DIR, all_queries, parse_blocks
+from shared.db.migrations import discover
+from shared.db.queries import SQL_DIR, all_queries, parse_blocks
 
 
 def test_parse_blocks_splits_on_name_lines() -> None:

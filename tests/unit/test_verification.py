@@ -9,8 +9,8 @@ import pytest
 from eth_account import Account
 
 from api.verification import verify_exact_payment
-from shared.eip3009 import SECP256K1_N, Authorization, Eip712Domain, sign_transfer
 from shared.x402 import ExactEvmPayment, PaymentRejected, decode_payment_header, encode_payment_header
+from shared.x402.eip3009 import SECP256K1_N, Authorization, Eip712Domain, sign_transfer
 
 PAYER_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 PAYER = Account.from_key(PAYER_KEY).address.lower()

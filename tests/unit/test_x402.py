@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.eip3009 import Authorization
 from shared.x402 import (
     MAX_HEADER_LENGTH,
     V1_NETWORKS,
@@ -23,6 +22,7 @@ from shared.x402 import (
     network_name,
     payment_requirements,
 )
+from shared.x402.eip3009 import Authorization
 
 # The X-PAYMENT example of the x402 v1 HTTP transport spec (specs/transports-v1/http.md).
 SPEC_HEADER = (

@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.verification import verify_exact_payment
-from shared.eip3009 import Authorization, Eip712Domain, sign_transfer
 from shared.x402 import (
     MAX_HEADER_LENGTH,
     ExactEvmPayment,
@@ -33,6 +32,7 @@ from shared.x402 import (
     requirement_v2,
     v1_network_name,
 )
+from shared.x402.eip3009 import Authorization, Eip712Domain, sign_transfer
 
 PAYER_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 PAYER = Account.from_key(PAYER_KEY).address.lower()

@@ -13,13 +13,26 @@ import structlog
 from psycopg import Connection
 from web3.types import TxReceipt
 
-from shared import txstore
-from shared.mint_ids import mint_id
-from shared.mint_logs import mint_results
-from shared.queries import q
-from shared.settlement import AuthorizationState, Outcome
+from shared.db.queries import q
+from shared.settlement.authorizations import AuthorizationState, Outcome
+from shared.settlement.mint_ids import mint_id
+from shared.settlement.mint_logs import mint_results
+from shared.txs import txstore
 
 log = structlog.get_logger()
+
+
+def store_paying_tx(conn: Connection[Any], *, chain_id: int, outcome: Outcome) -> int:
+    """Record the transaction (someone else's) that the chain shows paid a payment."""
+    assert outcome.tx_hash and outcome.sender is not None and outcome.sender_nonce is not None
+    return txstore.store_external(
+        conn,
+        chain_id=chain_id,
+        sender=outcome.sender,
+        nonce=outcome.sender_nonce,
+        tx_hash=outcome.tx_hash,
+        purpose="payment",
+    )
 
 
 def settle_payments(
@@ -60,7 +73,7 @@ def _not_paid_here(
 ) -> None:
     ids = {"chain_tx_id": tx["id"], "id": payment_id}
     if outcome.state is AuthorizationState.PAID:  # someone else's transaction moved the money
-        external = txstore.store_paying_tx(conn, chain_id=tx["chain_id"], outcome=outcome)
+        external = store_paying_tx(conn, chain_id=tx["chain_id"], outcome=outcome)
         conn.execute(
             q("repoint_payment"),
             {

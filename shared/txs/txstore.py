@@ -7,8 +7,7 @@ from typing import Any
 from psycopg import Connection
 
 from shared.chain import SignedTx
-from shared.queries import q
-from shared.settlement import Outcome
+from shared.db.queries import q
 
 
 def store_signed(
@@ -77,19 +76,6 @@ def store_external(
         },
     )
     return int(row["id"])
-
-
-def store_paying_tx(conn: Connection[Any], *, chain_id: int, outcome: Outcome) -> int:
-    """Record the transaction (someone else's) that the chain shows paid a payment."""
-    assert outcome.tx_hash and outcome.sender is not None and outcome.sender_nonce is not None
-    return store_external(
-        conn,
-        chain_id=chain_id,
-        sender=outcome.sender,
-        nonce=outcome.sender_nonce,
-        tx_hash=outcome.tx_hash,
-        purpose="payment",
-    )
 
 
 def record_broadcasts(conn: Connection[Any], results: list[tuple[int, str | None]]) -> None:

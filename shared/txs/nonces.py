@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg import Connection
 
-from shared.queries import q
+from shared.db.queries import q
 
 
 def reconcile(conn: Connection[Any], chain_id: int, address: str, chain_pending: int) -> int:

@@ -11,10 +11,10 @@ import structlog
 from eth_account.signers.local import LocalAccount
 
 from shared.config import StageSettings
-from shared.queries import q
-from shared.relayer import Relayer, RelayerOutOfFunds
-from shared.retry import retry_delay
+from shared.db.queries import q
 from shared.runtime import Runtime
+from shared.txs.relayer import Relayer, RelayerOutOfFunds
+from shared.txs.retry import retry_delay
 
 log = structlog.get_logger()
 

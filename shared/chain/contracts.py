@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["ARTIFACTS_DIR", "Artifact", "load_artifact"]
 
-ARTIFACTS_DIR: Path = Path(__file__).resolve().parent.parent / "contracts" / "build"
+ARTIFACTS_DIR: Path = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 
 @dataclass(frozen=True)

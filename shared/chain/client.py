@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 
-from shared.broadcast_errors import BroadcastOutcome, classify_broadcast_error
+from shared.chain.broadcast_errors import BroadcastOutcome, classify_broadcast_error
 
 
 def connect(rpc_url: str, timeout: float = 10.0) -> Web3:

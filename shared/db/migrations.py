@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import structlog
 
-from shared.queries import SQL_DIR
+from shared.db.queries import SQL_DIR
 
 log = structlog.get_logger()
 MIGRATIONS_DIR = SQL_DIR / "migrations"

@@ -16,7 +16,7 @@ from eth_abi.abi import decode, encode
 from eth_hash.auto import keccak
 
 CANONICAL_ADDRESS = "0xca11bde05977b3631167028862be2a173976ca11"
-RUNTIME_CODE_FILE = Path(__file__).resolve().parent.parent / "contracts" / "vendor" / "Multicall3.runtime.hex"
+RUNTIME_CODE_FILE = Path(__file__).resolve().parents[2] / "contracts" / "vendor" / "Multicall3.runtime.hex"
 
 _AGGREGATE3 = keccak(b"aggregate3((address,bool,bytes)[])")[:4]
 _CALL3 = "(address,bool,bytes)[]"

@@ -14,13 +14,14 @@ from eth_account.signers.local import LocalAccount
 from psycopg import Connection
 from web3 import Web3
 
-from shared import chain, nonces, txstore
-from shared.broadcast_errors import BroadcastOutcome
-from shared.broadcaster import Outgoing, broadcast_stored
+from shared import chain
 from shared.chain import Fees
-from shared.queries import q
-from shared.retry import bumped_fees
+from shared.chain.broadcast_errors import BroadcastOutcome
+from shared.db.queries import q
 from shared.runtime import Runtime
+from shared.txs import nonces, txstore
+from shared.txs.broadcaster import Outgoing, broadcast_stored
+from shared.txs.retry import bumped_fees
 
 log = structlog.get_logger()
 UPKEEP_BATCH = 20

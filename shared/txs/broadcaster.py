@@ -7,9 +7,10 @@ from typing import Any
 
 import structlog
 
-from shared import chain, txstore
-from shared.broadcast_errors import BroadcastOutcome
+from shared import chain
+from shared.chain.broadcast_errors import BroadcastOutcome
 from shared.runtime import Runtime
+from shared.txs import txstore
 
 log = structlog.get_logger()
 

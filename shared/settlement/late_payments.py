@@ -16,10 +16,11 @@ import structlog
 from eth_hash.auto import keccak
 from web3 import Web3
 
-from shared import rpc_batch, txstore
-from shared.queries import q
+from shared.chain import rpc_batch
+from shared.db.queries import q
 from shared.runtime import Runtime
-from shared.settlement import AuthorizationState, Outcome, payment_outcome
+from shared.settlement import outcomes
+from shared.settlement.authorizations import AuthorizationState, Outcome, payment_outcome
 
 log = structlog.get_logger()
 WATCH_EVERY_SECONDS = 10.0
@@ -82,7 +83,7 @@ def _end(rt: Runtime, p: dict[str, Any], note: str) -> int:
 def _revive(rt: Runtime, p: dict[str, Any], outcome: Outcome) -> int:
     try:
         with rt.pool.connection() as conn, conn.transaction():
-            chain_tx_id = txstore.store_paying_tx(conn, chain_id=rt.settings.chain_id, outcome=outcome)
+            chain_tx_id = outcomes.store_paying_tx(conn, chain_id=rt.settings.chain_id, outcome=outcome)
             revived = conn.execute(
                 q("revive_paid_late"),
                 {

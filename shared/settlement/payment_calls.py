@@ -11,8 +11,8 @@ from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from shared import multicall
-from shared.reverts import reason_from_return_data, revert_reason
+from shared.chain import multicall
+from shared.chain.reverts import reason_from_return_data, revert_reason
 
 # Gas for the aggregate3 frame itself, on top of each call's own limit.
 AGGREGATE_GAS_BASE = 40_000

@@ -1,0 +1,9 @@
+"""What the chain says about a payment, whoever sent the transaction: when a payment counts as paid
+(``authorizations``), the ``transferWithAuthorization`` calls that pay it and their pre-flight
+(``payment_calls``), what a settled transaction writes for its payments and mints (``outcomes``),
+the deterministic ids of the mints a payment buys (``mint_ids``) and what a mint receipt says
+(``mint_logs``), and the watch over failed payments whose authorization may still be used
+(``late_payments``).
+
+May import: shared.txs, shared.chain, shared.db and the top-level modules.
+"""
