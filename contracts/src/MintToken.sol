@@ -16,6 +16,8 @@ contract MintToken is ERC20, AccessControl {
     using SafeERC20 for IERC20;
 
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+    /// @notice May refund a payment whose money arrived but can never be minted.
+    bytes32 public constant REFUNDER_ROLE = keccak256("REFUNDER_ROLE");
 
     /// @notice MintSkipped reason: the mintId was already minted.
     uint8 public constant SKIP_ALREADY_MINTED = 1;
@@ -40,15 +42,20 @@ contract MintToken is ERC20, AccessControl {
     ///      off-chain minter numbers them) share a word, so a purchase's first unit pays for the
     ///      storage slot and the others only flip bits in it.
     mapping(uint256 word => uint256 bits) private _minted;
+    /// @notice Payments refunded, by purchase key (the key the mint ids of the payment derive
+    ///         from): a payment is refunded at most once, whoever asks.
+    mapping(bytes32 paymentKey => bool) public refunded;
 
     event TokensMinted(address indexed to, uint256 amount, bytes32 indexed mintId);
     event MintSkipped(bytes32 indexed mintId, uint8 reason);
     event Withdrawn(address indexed to, uint256 amount);
+    event Refunded(bytes32 indexed paymentKey, address indexed to, uint256 amount);
 
     error AlreadyMinted(bytes32 mintId);
     error SoldOut();
     error LengthMismatch(uint256 recipients, uint256 mintIds);
     error InvalidConfig();
+    error AlreadyRefunded(bytes32 paymentKey);
 
     constructor(
         string memory name_,
@@ -139,6 +146,15 @@ contract MintToken is ERC20, AccessControl {
         // runUnits * amount <= maxMintCount * mintAmount, which the constructor checked fits.
         if (runUnits != 0) _mint(runTo, runUnits * amount);
         if (count != start) mintCount = count; // single SSTORE per batch
+    }
+
+    /// @notice Send a payment's money back to its payer, once per payment key: the key is
+    ///         recorded before the transfer, so the same payment can never be refunded twice.
+    function refund(bytes32 paymentKey, address to, uint256 amount) external onlyRole(REFUNDER_ROLE) {
+        if (refunded[paymentKey]) revert AlreadyRefunded(paymentKey);
+        refunded[paymentKey] = true;
+        paymentToken.safeTransfer(to, amount);
+        emit Refunded(paymentKey, to, amount);
     }
 
     /// @notice Move collected payment tokens out of the contract.

@@ -14,6 +14,7 @@ _CUSTOM_ERRORS = (
     "AccessControlUnauthorizedAccount(address,bytes32)",
     "AlreadyMinted(bytes32)",
     "SoldOut()",
+    "AlreadyRefunded(bytes32)",
 )
 _SELECTORS = {"0x" + keccak(sig.encode())[:4].hex(): sig.split("(")[0] for sig in _CUSTOM_ERRORS}
 

@@ -483,6 +483,7 @@ def test_receive_with_authorization_requires_payee_caller(
 PRICE = ONE_USDC  # 1 USDC per mint unit
 MINT_AMOUNT = 1_000 * 10**18
 MINTER_ROLE = Web3.keccak(text="MINTER_ROLE")
+REFUNDER_ROLE = Web3.keccak(text="REFUNDER_ROLE")
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
 
 
@@ -773,6 +774,38 @@ def test_withdraw_is_admin_only(w3: Web3, usdc: Contract, payer: LocalAccount, a
         send(w3, token.functions.withdraw(treasury, 2 * PRICE), admin)
     assert isinstance(exc.value.data, str)
     assert exc.value.data.startswith(error_selector("ERC20InsufficientBalance(address,uint256,uint256)"))
+
+
+def test_refund_is_refunder_only_and_once_per_payment(
+    w3: Web3, usdc: Contract, payer: LocalAccount, accounts: list[str]
+) -> None:
+    admin, refunder = accounts[0], accounts[2]
+    token = deploy_token(w3, usdc, admin)
+    auth = sign_authorization(w3, usdc, payer, to=token.address, value=2 * PRICE, nonce=nonce_bytes("refund"))
+    send(w3, usdc.functions.transferWithAuthorization(*auth_args(auth)), accounts[5])
+    key = Web3.keccak(text="payment key")
+
+    # Neither the admin nor a minter may refund without REFUNDER_ROLE.
+    send(w3, token.functions.grantRole(MINTER_ROLE, accounts[1]), admin)
+    for caller in (admin, accounts[1]):
+        with pytest.raises(ContractCustomError) as exc:
+            send(w3, token.functions.refund(key, payer.address, PRICE), caller)
+        assert exc.value.data == unauthorized(caller, REFUNDER_ROLE)
+
+    send(w3, token.functions.grantRole(REFUNDER_ROLE, refunder), admin)
+    before = usdc.functions.balanceOf(payer.address).call()
+    assert not token.functions.refunded(key).call()
+    receipt = send(w3, token.functions.refund(key, payer.address, PRICE), refunder)
+    assert events(token, "Refunded", receipt) == [{"paymentKey": key, "to": payer.address, "amount": PRICE}]
+    assert token.functions.refunded(key).call()
+    assert usdc.functions.balanceOf(payer.address).call() == before + PRICE
+
+    # The same payment key never pays out twice; another key may.
+    with pytest.raises(ContractCustomError) as exc:
+        send(w3, token.functions.refund(key, payer.address, PRICE), refunder)
+    assert exc.value.data == custom_error("AlreadyRefunded(bytes32)", ["bytes32"], [key])
+    send(w3, token.functions.refund(Web3.keccak(text="another"), payer.address, PRICE), refunder)
+    assert usdc.functions.balanceOf(token.address).call() == 0
 
 
 def test_gas_report() -> None:
