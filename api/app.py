@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> Starlette:
             settings.database_url,
             max_size=settings.db_pool_size,
             session_settings={"x402.max_pending_per_payer": str(settings.max_pending_per_payer)},
+            wait=False,  # up while PostgreSQL is not: 503 until it is (supervisord never sees it fail)
         )
         app.state.catalog = TokenCatalog(app.state.pool)
         app.state.payment_writer = PaymentWriter(

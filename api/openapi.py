@@ -215,12 +215,23 @@ def _schemas() -> dict[str, Any]:
                 "quantity",
                 "amount",
                 "error",
+                "refund",
                 "result",
             ],
             "properties": {
                 "paymentQueueId": {"type": "string"},
                 "status": {
-                    "enum": ["pending", "processing", "sent", "completed", "failed", "confirmation_failed"]
+                    "enum": [
+                        "pending",
+                        "processing",
+                        "sent",
+                        "completed",
+                        "failed",
+                        "confirmation_failed",
+                        "needs_review",
+                        "refund_owed",
+                        "refunded",
+                    ]
                 },
                 "tx_hash": nullable_str,
                 "payer": ADDRESS,
@@ -229,6 +240,22 @@ def _schemas() -> dict[str, Any]:
                 "quantity": {"type": "integer"},
                 "amount": UINT_STRING,
                 "error": nullable_str,
+                "refund": {
+                    "description": "The refund of a payment whose money arrived but can never be minted",
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["status", "amount", "tx_hash", "error"],
+                            "properties": {
+                                "status": {"enum": ["pending", "processing", "sent", "completed", "failed"]},
+                                "amount": UINT_STRING,
+                                "tx_hash": nullable_str,
+                                "error": nullable_str,
+                            },
+                        },
+                    ],
+                },
                 "result": {
                     "type": "object",
                     "required": ["queueIds", "quantity", "mints"],

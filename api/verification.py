@@ -76,6 +76,7 @@ def verify_exact_payment(
     amount: int,
     now: int,
     settle_margin: int,
+    max_valid_for: int | None = None,
     asset: str | None = None,
 ) -> None:
     """Raise PaymentRejected (status 400) unless ``payment`` is a valid authorization for our terms.
@@ -86,7 +87,9 @@ def verify_exact_payment(
 
     The cheap field checks run first and the signature (about 50 µs of EC recovery) last; each
     failure has its own reason, so the order only decides which of several defects is reported.
-    ``validBefore`` must leave ``settle_margin`` seconds to get the transfer mined.
+    ``validBefore`` must leave ``settle_margin`` seconds to get the transfer mined, and be at most
+    ``max_valid_for`` seconds ahead (the advertised maxTimeoutSeconds plus clock skew): an
+    authorization that expires soon can be settled, and then forgotten, for good.
     """
     auth = payment.authorization
     if payment.x402_version not in (1, 2):
@@ -125,6 +128,12 @@ def verify_exact_payment(
                 f"expires in {auth.valid_before - now}s, less than the {settle_margin}s needed to settle"
             )
         raise _reject(INVALID_VALID_BEFORE, f"authorization {problem} (validBefore {auth.valid_before})")
+    if max_valid_for is not None and auth.valid_before > now + max_valid_for:
+        raise _reject(
+            INVALID_VALID_BEFORE,
+            f"authorization is valid for {auth.valid_before - now}s; at most {max_valid_for}s is accepted"
+            " (maxTimeoutSeconds plus clock skew): sign a validBefore of now + maxTimeoutSeconds",
+        )
     try:
         signer = recover_signer(transfer_digest(domain, auth), payment.signature)
     except SignatureError as exc:

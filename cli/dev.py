@@ -103,7 +103,7 @@ def up(
     rpc_port: int = typer.Option(DEFAULT_RPC_PORT, envvar="DEV_RPC_PORT", help="anvil's port."),
     api_port: int = typer.Option(DEFAULT_API_PORT, envvar="DEV_API_PORT", help="The API's port."),
 ) -> None:
-    """Start (or reuse) anvil, PostgreSQL, the contracts and all four programs. Safe to run twice."""
+    """Start (or reuse) anvil, PostgreSQL, the contracts and all five programs. Safe to run twice."""
     (DEV_DIR / "logs").mkdir(parents=True, exist_ok=True)
     new_chain = anvil.answers(f"http://127.0.0.1:{rpc_port}") is None
     rpc_url = _ensure_chain(chain_id, block_time or None, rpc_port)

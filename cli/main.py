@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import typer
 
-from cli import bench, demo, dev, ops
+from cli import bench, demo, dev, money, ops
 from shared.config import load_settings
 from shared.db.migrations import migrate
 from shared.logs import configure_logging
@@ -25,6 +25,8 @@ app.add_typer(bench.app, name="bench")
 app.command("stats")(ops.stats)
 app.command("requeue")(ops.requeue)
 app.command("archive")(ops.archive)
+app.command("resolve")(money.resolve)
+app.command("refund")(money.refund)
 app.command("demo")(demo.demo)
 
 
@@ -32,6 +34,7 @@ class StageName(StrEnum):
     payment_sender = "payment-sender"
     confirmer = "confirmer"
     mint_sender = "mint-sender"
+    refund_sender = "refund-sender"
 
 
 @db_app.command("migrate")
@@ -53,24 +56,26 @@ def api() -> None:
 
 @app.command("worker")
 def worker(stage: StageName) -> None:
-    """Run one pipeline stage until SIGTERM (then drain within DRAIN_SECONDS)."""
-    from shared.runtime import open_runtime
-    from shared.stage import install_stop_handlers, run_stage
-    from workers import confirmer, mint_sender, payment_sender
+    """Run one pipeline stage until SIGTERM (then drain within DRAIN_SECONDS). Started while the
+    database or the node is down, it waits for them (with backoff) instead of exiting."""
+    from shared.stage import install_stop_handlers, run_stage, start_when_ready
+    from workers import confirmer, mint_sender, payment_sender, refund_sender
 
     modules = {
         StageName.payment_sender: payment_sender,
         StageName.confirmer: confirmer,
         StageName.mint_sender: mint_sender,
+        StageName.refund_sender: refund_sender,
     }
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, component=stage.value)
     stop = threading.Event()
     install_stop_handlers(stop, settings.drain_seconds)
-    runtime = open_runtime(settings)
+    started = start_when_ready(settings, modules[stage].create, stop)
+    if started is None:
+        return  # stopped while waiting
+    runtime, instance = started
     try:
-        instance = modules[stage].create(runtime)
-        instance.start()
         run_stage(instance, settings.database_url, stop)
     finally:
         runtime.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from shared.chain.history import SearchLimits
 from shared.chain.multicall import CANONICAL_ADDRESS as CANONICAL_MULTICALL3
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
@@ -135,17 +136,21 @@ class Settings:
     request_timeout_seconds: float = 10.0
     max_timeout_seconds: int = 300
     settle_margin_seconds: int = 30
+    clock_skew_seconds: int = 60  # validBefore may be at most maxTimeoutSeconds + this ahead
     payment_relayer_keys: tuple[str, ...] = field(default=(), repr=False)  # a pool: claims take turns
     mint_relayer_keys: tuple[str, ...] = field(default=(), repr=False)
+    refund_relayer_keys: tuple[str, ...] = field(default=(), repr=False)  # empty: the mint relayer keys
     payment_stage: StageSettings = StageSettings(50, 4.0)
     confirm_stage: StageSettings = StageSettings(20, 2.0)
     mint_stage: StageSettings = StageSettings(100, 3.0)
+    refund_stage: StageSettings = StageSettings(10, 5.0)
     confirmations: int = 1
     lease_seconds: int = 60
     rebroadcast_after_seconds: float = 15.0
     stuck_after_seconds: float = 30.0
     max_fee_per_gas_cap: int = 500 * 10**9
-    log_lookback_blocks: int = 50_000
+    log_search: SearchLimits = field(default_factory=SearchLimits)
+    payment_review_attempts: int = 10  # undetermined this many times: needs_review
     retry_base_seconds: float = 0.5
     retry_cap_seconds: float = 30.0
     max_mint_attempts: int = 5
@@ -161,6 +166,11 @@ class Settings:
     ingress_writers: int = 2
     log_level: str = "INFO"
     log_format: str = "json"
+
+    @property
+    def refund_keys(self) -> tuple[str, ...]:
+        """Keys refund-sender signs with (they hold MintToken's REFUNDER_ROLE)."""
+        return self.refund_relayer_keys or self.mint_relayer_keys
 
     @property
     def resource_base(self) -> str:
@@ -196,8 +206,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         request_timeout_seconds=_float(e, "REQUEST_TIMEOUT_SECONDS", 10.0),
         max_timeout_seconds=_int(e, "MAX_TIMEOUT_SECONDS", 300),
         settle_margin_seconds=_int(e, "SETTLE_MARGIN_SECONDS", 30),
+        clock_skew_seconds=_int(e, "CLOCK_SKEW_SECONDS", 60),
         payment_relayer_keys=_keys(e, "PAYMENT_RELAYER_KEYS", "PAYMENT_RELAYER_KEY"),
         mint_relayer_keys=_keys(e, "MINT_RELAYER_KEYS", "MINT_RELAYER_KEY"),
+        refund_relayer_keys=_keys(e, "REFUND_RELAYER_KEYS", "REFUND_RELAYER_KEY"),
         payment_stage=StageSettings(
             _int(e, "PAYMENT_BATCH_SIZE", 50), _float(e, "PAYMENT_POLL_INTERVAL", 4.0)
         ),
@@ -205,12 +217,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             _int(e, "CONFIRM_BATCH_SIZE", 20), _float(e, "CONFIRM_POLL_INTERVAL", 2.0)
         ),
         mint_stage=StageSettings(_int(e, "MINT_BATCH_SIZE", 100), _float(e, "MINT_POLL_INTERVAL", 3.0)),
+        refund_stage=StageSettings(_int(e, "REFUND_BATCH_SIZE", 10), _float(e, "REFUND_POLL_INTERVAL", 5.0)),
         confirmations=_int(e, "CONFIRMATIONS", 1),
         lease_seconds=_int(e, "LEASE_SECONDS", 60),
         rebroadcast_after_seconds=_float(e, "REBROADCAST_AFTER_SECONDS", 15.0),
         stuck_after_seconds=_float(e, "STUCK_AFTER_SECONDS", 30.0),
         max_fee_per_gas_cap=_int(e, "MAX_FEE_PER_GAS_CAP", 500 * 10**9),
-        log_lookback_blocks=_int(e, "LOG_LOOKBACK_BLOCKS", 50_000),
+        log_search=SearchLimits(
+            chunk_blocks=_positive(e, "LOG_SEARCH_CHUNK_BLOCKS", 2_000),
+            max_blocks=_positive(e, "LOG_SEARCH_MAX_BLOCKS", 1_000_000),
+        ),
+        payment_review_attempts=_positive(e, "PAYMENT_REVIEW_ATTEMPTS", 10),
         retry_base_seconds=_float(e, "RETRY_BASE_SECONDS", 0.5),
         retry_cap_seconds=_float(e, "RETRY_CAP_SECONDS", 30.0),
         max_mint_attempts=_int(e, "MAX_MINT_ATTEMPTS", 5),

@@ -38,9 +38,9 @@ class Runtime:
         self.pool.close()
 
 
-def open_runtime(settings: Settings, *, pool_size: int = 4) -> Runtime:
+def open_runtime(settings: Settings, *, pool_size: int = 4, connect_timeout: float = 30.0) -> Runtime:
     return Runtime(
         settings=settings,
-        pool=open_pool(settings.database_url, max_size=pool_size),
+        pool=open_pool(settings.database_url, max_size=pool_size, timeout=connect_timeout),
         w3=chain.connect(settings.rpc_url, settings.rpc_timeout_seconds),
     )

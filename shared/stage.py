@@ -13,13 +13,15 @@ import os
 import signal
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import psycopg
 import structlog
 from psycopg import sql
 
-from shared.config import StageSettings
+from shared.config import Settings, StageSettings
+from shared.runtime import Runtime, open_runtime
 
 log = structlog.get_logger()
 
@@ -35,6 +37,46 @@ class Stage(Protocol):
     def run_once(self) -> int:
         """Process one batch; return how many items it handled."""
         ...
+
+
+class Startable(Stage, Protocol):
+    def start(self) -> None:
+        """Line up with the chain before the first batch (e.g. each key's next nonce)."""
+        ...
+
+
+S = TypeVar("S", bound=Startable)
+WAIT_CAP_SECONDS = 30.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def start_when_ready(
+    settings: Settings, create: Callable[[Runtime], S], stop: threading.Event
+) -> tuple[Runtime, S] | None:
+    """Open the stage's runtime, create the stage and start it. While the database or the node does
+    not answer, wait (1, 2, 4, … up to 30 s) and try again, so a stage started before them, or
+    restarted while they are down, comes up by itself once they do; None if stopped meanwhile.
+    A misconfiguration (ValueError) is raised at once: waiting would not cure it."""
+    attempt = 0
+    while not stop.is_set():
+        runtime: Runtime | None = None
+        try:
+            runtime = open_runtime(settings, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+            instance = create(runtime)
+            instance.start()
+            return runtime, instance
+        except ValueError:
+            raise
+        except Exception as exc:
+            if runtime is not None:
+                runtime.close()
+            attempt += 1
+            delay = min(WAIT_CAP_SECONDS, 2.0 ** (attempt - 1))
+            log.warning(
+                "stage_waiting_for_dependencies", error=f"{type(exc).__name__}: {exc}"[:300], retry_in=delay
+            )
+            stop.wait(delay)
+    return None
 
 
 class Listener:

@@ -31,12 +31,26 @@ HAVING count(m.id) FILTER (WHERE m.status = 'completed') < p.quantity
  ORDER BY p.processed_at;
 
 -- name: paid_after_failure_refund_needed
--- Failed payments whose money arrived later, when the token had sold out meanwhile (should be none;
--- each needs a refund). See migration 0008.
-SELECT id, payer, quantity, amount, last_error
+-- Money that arrived for a payment that can never be minted (its token sold out before its late
+-- arrival, or an operator's decision), still owed: `x402-mint refund <id>` sends it back (see 0011).
+-- Each row is money owed; a refund in flight shows its status.
+SELECT p.id, p.payer, p.quantity, p.amount, p.tx_hash AS paid_by, r.status AS refund, p.error
+  FROM payment_queue p LEFT JOIN refunds r ON r.payment_id = p.id
+ WHERE p.status = 'refund_owed'
+ ORDER BY p.updated_at;
+
+-- name: needs_review
+-- Payments whose authorization's nonce is used but whose paying log stayed beyond the search
+-- (LOG_SEARCH_MAX_BLOCKS): they keep their supply until an operator decides with
+-- `x402-mint resolve <id> --paid-by <tx> | --not-paid` (re-checked against the chain). Should be none.
+SELECT id, payer, quantity, amount, updated_at, error
   FROM payment_queue
- WHERE status = 'failed' AND last_error LIKE 'paid by % after it failed, but sold out meanwhile%'
+ WHERE status = 'needs_review'
  ORDER BY updated_at;
+
+-- name: refunds
+-- Refunds by status (refund-sender sends them, the confirmer settles them; failed ones need a look).
+SELECT status, count(*), sum(amount) AS amount FROM refunds GROUP BY status ORDER BY status;
 
 -- name: failed_payments_watched
 -- Failed payments whose authorization could still be submitted (until validBefore): payment-sender

@@ -20,11 +20,11 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
-from shared.chain import rpc_batch
+from shared.chain import history, rpc_batch
 from shared.db.queries import q
 from shared.runtime import Runtime
-from shared.settlement import outcomes
-from shared.settlement.authorizations import Outcome, paid_in_logs, payment_outcome, payment_terms
+from shared.settlement import outcomes, refunds
+from shared.settlement.authorizations import Fate, Outcome, PaidBy, fate, paying_transfer, payment_terms
 from shared.txs.broadcaster import Outgoing, broadcast_stored
 
 log = structlog.get_logger()
@@ -89,7 +89,7 @@ class Confirmer:
 
     def _check(self, tx: dict[str, Any], head: int) -> int:
         found = self._receipt(tx)
-        if found is None and not tx["external"]:
+        if found is None:
             # Read the nonce first, then look again: a receipt mined in between is not missed.
             sender = Web3.to_checksum_address(tx["from_address"])
             mined_nonce = self.rt.w3.eth.get_transaction_count(sender, "latest")
@@ -97,8 +97,6 @@ class Confirmer:
             if found is None and mined_nonce > tx["nonce"]:
                 return self._nonce_used_elsewhere(tx)
         if found is None:
-            if tx["external"]:
-                return self._replan(tx, "dropped", "the external transaction is no longer on chain")
             self._not_yet(tx)
             return 0
         receipt, kind = found
@@ -183,7 +181,9 @@ class Confirmer:
                 is None
             ):
                 return 0
-            query = {"payment": "replan_payments", "mint": "replan_mints"}.get(tx["purpose"])
+            query = {"payment": "replan_payments", "mint": "replan_mints", "refund": "replan_refunds"}.get(
+                tx["purpose"]
+            )
             rows = (
                 conn.execute(q(query), {"chain_tx_id": tx["id"], "error": reason}).fetchall() if query else []
             )
@@ -198,19 +198,26 @@ class Confirmer:
         )
         return 1
 
-    def _payment_decision(self, tx: dict[str, Any], receipt: TxReceipt) -> dict[str, Outcome | None]:
-        """Per payment of this transaction: None if the receipt shows it paid, else the chain's outcome."""
+    def _payment_decision(self, tx: dict[str, Any], receipt: TxReceipt) -> dict[str, Outcome]:
+        """Per payment of this transaction: paid by its own transfer in this receipt, or else what the
+        chain says of its authorization at a block CONFIRMATIONS deep (this receipt is at least that
+        deep, so the pinned block is not older)."""
         with self.rt.pool.connection() as conn:
-            payments = conn.execute(q("payments_of_chain_tx"), {"chain_tx_id": tx["id"]}).fetchall()
+            rows = conn.execute(q("payments_of_chain_tx"), {"chain_tx_id": tx["id"]}).fetchall()
             conn.rollback()
-        decision: dict[str, Outcome | None] = {}
-        for p in payments:
-            if receipt["status"] == 1 and paid_in_logs(list(receipt["logs"]), **payment_terms(p)):
-                decision[str(p["id"])] = None
+        if not rows:
+            return {}
+        at = history.pin(self.rt.w3, self.settings.confirmations)
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        decision: dict[str, Outcome] = {}
+        for p in rows:
+            terms = payment_terms(p)
+            index = paying_transfer(list(receipt["logs"]), terms) if receipt["status"] == 1 else None
+            if index is not None:
+                paid = PaidBy(tx_hash, int(receipt["blockNumber"]), index)
+                decision[str(p["id"])] = Outcome(Fate.PAID, at, paid)
             else:
-                decision[str(p["id"])] = payment_outcome(
-                    self.rt.w3, p, lookback_blocks=self.settings.log_lookback_blocks
-                )
+                decision[str(p["id"])] = fate(self.rt.w3, terms, at, self.settings.log_search)
         return decision
 
     def _settle(
@@ -218,7 +225,7 @@ class Confirmer:
         conn: Connection[Any],
         tx: dict[str, Any],
         receipt: TxReceipt,
-        decision: dict[str, Outcome | None] | None,
+        decision: dict[str, Outcome] | None,
     ) -> int:
         succeeded = receipt["status"] == 1
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
@@ -238,6 +245,8 @@ class Confirmer:
             outcomes.settle_mints(
                 conn, tx["id"], tx_hash, receipt, max_attempts=self.settings.max_mint_attempts
             )
+        elif tx["purpose"] == "refund":
+            refunds.settle(conn, tx["id"], tx_hash, receipt, max_attempts=self.settings.max_mint_attempts)
         elif decision is not None:  # a payment (a nonce filler carries no work)
             outcomes.settle_payments(conn, tx, tx_hash, decision)
         return 1

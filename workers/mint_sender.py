@@ -1,8 +1,8 @@
 """mint-sender: mints the tokens of confirmed payments with batchMint from the mint relayer.
 
-pending → processing (claim, leased) → completed at once when hasMinted says the id is on chain,
-else → sent (one batchMint per token, signed, stored, committed; then broadcast). The confirmer
-settles sent mints from the transaction's logs.
+pending → processing (claim, leased) → completed at once when hasMinted says the id is on chain (read
+at a block CONFIRMATIONS deep), else → sent (one batchMint per token, signed, stored, committed; then
+broadcast). The confirmer settles sent mints from the transaction's logs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from eth_hash.auto import keccak
 from web3 import Web3
 
 from shared import chain
-from shared.chain import rpc_batch
+from shared.chain import history, rpc_batch
 from shared.db.queries import q
 from shared.runtime import Runtime
 from shared.txs.broadcaster import Outgoing
@@ -40,7 +40,12 @@ class MintSender(SenderStage):
 
     def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, relayer: Relayer) -> None:
         already, unknown = [], []
-        answers = rpc_batch.calls(self.rt.w3, [(r["token_address"], self._has_minted_call(r)) for r in rows])
+        # Read at a block CONFIRMATIONS deep: a mint only "already on chain" in a block a reorg could take
+        # back must not complete its row; batchMint skips ids already minted anyway.
+        at = history.pin(self.rt.w3, self.settings.confirmations)
+        answers = rpc_batch.calls(
+            self.rt.w3, [(r["token_address"], self._has_minted_call(r)) for r in rows], block=at.number
+        )
         for r, answer in zip(rows, answers, strict=True):
             if answer is None:  # this read failed: only this mint waits, the others go on
                 unknown.append(r)

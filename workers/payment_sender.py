@@ -1,16 +1,21 @@
 """payment-sender: settles accepted x402 payments on chain with transferWithAuthorization.
 
 pending → processing (claim, leased) → sent (signed, stored, committed; then broadcast: the claim's
-transfers go out together in one Multicall3 transaction, each allowed to fail alone), or
-→ sent pointing at someone else's transaction (the authorization was already paid by a third party),
-or → failed (pre-flight: the authorization cannot move the money now, so nothing is sent).
-Its upkeep cancels its own unmined transactions whose authorizations someone else used meanwhile
-(so no authorization is submitted after it is known used, and no nonce is left as a gap), and
+transfers go out together in one Multicall3 transaction, each allowed to fail alone), or, when the
+pre-flight finds the authorization already used, what the chain says at a block CONFIRMATIONS deep
+(shared/settlement/authorizations.py): → completed with its mints (its own transfer paid, whoever
+sent it), → failed (its nonce went to another authorization or a cancellation), or → needs_review
+(the log that says how stayed out of reach, PAYMENT_REVIEW_ATTEMPTS times); → failed too when the
+authorization cannot move the money now (watched until it expires). Anything the node cannot answer
+yet waits, with backoff.
+Its upkeep fails payments whose authorization expired in a transaction of ours that was never mined,
+and cancels such a transaction once it has nothing left to pay (shared/settlement/unmined.py); and it
 watches failed payments until their authorization expires (shared/settlement/late_payments.py).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -18,16 +23,15 @@ from typing import Any
 import structlog
 from eth_account.signers.local import LocalAccount
 from psycopg import Connection
-from web3 import Web3
-from web3.exceptions import TransactionNotFound
 
 from shared import chain
-from shared.chain import Fees
-from shared.chain.reverts import AUTHORIZATION_USED
+from shared.chain import Fees, history
+from shared.chain.reverts import AUTHORIZATION_USED, EXPIRED
 from shared.db.queries import q
 from shared.runtime import Runtime
-from shared.settlement import late_payments, outcomes, payment_calls
-from shared.settlement.authorizations import AuthorizationState, Outcome, payment_outcome
+from shared.settlement import late_payments, payment_calls, payments, unmined
+from shared.settlement.authorizations import Fate, Outcome, fate, payment_terms
+from shared.settlement.payments import Guard
 from shared.txs.broadcaster import Outgoing
 from shared.txs.relayer import Relayer
 from shared.txs.retry import retry_delay
@@ -57,9 +61,9 @@ class PaymentSender(SenderStage):
         calls = {r["id"]: (r["asset"], payment_calls.transfer_calldata(self.usdc_abi, r)) for r in rows}
         verdicts = payment_calls.preflight(self.rt.w3, relayer.address, calls, self.aggregator)
         sendable: dict[Any, tuple[str, bytes]] = {}
-        failures: dict[Any, str] = {}
         deferred: dict[Any, str] = {}
-        paid_elsewhere: dict[Any, Outcome] = {}
+        failures: dict[Any, tuple[str, bool]] = {}  # reason, and whether to watch it
+        used: list[dict[str, Any]] = []
         for row in rows:
             verdict = verdicts[row["id"]]
             if verdict is None:
@@ -69,30 +73,48 @@ class PaymentSender(SenderStage):
             elif is_transient(verdict):
                 deferred[row["id"]] = verdict
             elif AUTHORIZATION_USED in verdict:
-                try:
-                    outcome = payment_outcome(
-                        self.rt.w3, row, lookback_blocks=self.settings.log_lookback_blocks
-                    )
-                except Exception as exc:
-                    deferred[row["id"]] = f"settlement lookup unavailable: {type(exc).__name__}: {exc}"[:500]
-                    continue
-                if outcome.state is AuthorizationState.PAID:
-                    paid_elsewhere[row["id"]] = outcome
-                elif outcome.state is AuthorizationState.CANCELED:
-                    failures[row["id"]] = "authorization_canceled: the payer cancelled the authorization"
-                else:
-                    deferred[row["id"]] = f"authorization used; settlement not found ({outcome.state})"
+                used.append(row)
             else:
-                failures[row["id"]] = verdict
+                failures[row["id"]] = (verdict, EXPIRED not in verdict)
+        outcomes = self._fates(used, deferred)
         fees = chain.quote_fees(self.rt.w3) if sendable else None
         if fees is not None:
             relayer.ensure_gas_money(len(sendable), self.settings.payment_gas_limit, fees)
+        attempts = {r["id"]: int(r["attempts"]) for r in rows}
+        guard = functools.partial(Guard, "processing", claim_token)
         with self.rt.pool.connection() as conn, conn.transaction():
-            self._record_failures(conn, claim_token, failures)
-            self._record_deferred(conn, claim_token, deferred, {r["id"]: int(r["attempts"]) for r in rows})
-            self._record_paid_elsewhere(conn, claim_token, paid_elsewhere)
+            for payment_id, (reason, watch) in failures.items():
+                payments.fail(conn, payment_id, guard(), reason, watch=watch)
+            for payment_id, outcome in outcomes.items():
+                if outcome.fate is Fate.UNUSED:  # used only above the pinned block: wait for depth
+                    deferred[payment_id] = "authorization used in a block not yet deep enough"
+                elif outcome.fate is not Fate.UNDETERMINED:
+                    payments.final(conn, payment_id, guard(), outcome)
+                elif attempts[payment_id] >= self.settings.payment_review_attempts:
+                    payments.review(conn, payment_id, guard(), outcome.detail)
+                else:
+                    deferred[payment_id] = outcome.detail
+            self._record_deferred(conn, claim_token, deferred, attempts)
             sent = self._sign_and_store(conn, relayer, claim_token, sendable, fees)
         relayer.send(sent, "payment_tx_broadcast")
+
+    def _fates(self, used: list[dict[str, Any]], deferred: dict[Any, str]) -> dict[Any, Outcome]:
+        """Where each authorization the pre-flight found used stands, at a block CONFIRMATIONS deep;
+        one the node could not answer for waits (in `deferred`)."""
+        if not used:
+            return {}
+        found: dict[Any, Outcome] = {}
+        try:
+            at = history.pin(self.rt.w3, self.settings.confirmations)
+        except Exception as exc:
+            deferred.update(dict.fromkeys((r["id"] for r in used), f"chain unavailable: {exc}"[:500]))
+            return found
+        for row in used:
+            try:
+                found[row["id"]] = fate(self.rt.w3, payment_terms(row), at, self.settings.log_search)
+            except Exception as exc:
+                deferred[row["id"]] = f"authorization lookup unavailable: {type(exc).__name__}: {exc}"[:500]
+        return found
 
     def _sign_and_store(
         self,
@@ -145,15 +167,6 @@ class PaymentSender(SenderStage):
             sent.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, signed.nonce, context))
         return sent
 
-    def _record_failures(
-        self, conn: Connection[Any], claim_token: uuid.UUID, failures: dict[Any, str]
-    ) -> None:
-        for payment_id, reason in failures.items():
-            conn.execute(
-                q("fail_claimed_payment"), {"id": payment_id, "claim_token": claim_token, "error": reason}
-            )
-            log.info("payment_failed_preflight", payment_id=str(payment_id), reason=reason)
-
     def _record_deferred(
         self,
         conn: Connection[Any],
@@ -173,76 +186,9 @@ class PaymentSender(SenderStage):
                 {"id": payment_id, "claim_token": claim_token, "error": reason, "delay": delay},
             )
 
-    def _record_paid_elsewhere(
-        self, conn: Connection[Any], claim_token: uuid.UUID, paid_elsewhere: dict[Any, Outcome]
-    ) -> None:
-        for payment_id, outcome in paid_elsewhere.items():
-            chain_tx_id = outcomes.store_paying_tx(conn, chain_id=self.settings.chain_id, outcome=outcome)
-            conn.execute(
-                q("mark_external_payment_sent"),
-                {
-                    "id": payment_id,
-                    "claim_token": claim_token,
-                    "chain_tx_id": chain_tx_id,
-                    "tx_hash": outcome.tx_hash,
-                },
-            )
-            log.warning("payment_paid_by_other_tx", payment_id=str(payment_id), tx_hash=outcome.tx_hash)
-
     def upkeep(self) -> int:
-        cancelled = sum(self._cancel_pointless(r) for r in self.relayers)
-        return cancelled + late_payments.watch(self.rt) + super().upkeep()
-
-    def _cancel_pointless(self, relayer: Relayer) -> int:
-        """Cancel our unmined payment transactions whose authorizations someone else has all used (in
-        a Multicall3 transaction a used one only fails its own call, so the others still go)."""
-        with self.rt.pool.connection() as conn:
-            waiting = conn.execute(
-                q("unconfirmed_payment_txs_of_sender"),
-                {
-                    "chain_id": self.settings.chain_id,
-                    "address": relayer.address,
-                    "limit": 20,
-                    "older_than": self.settings.rebroadcast_after_seconds,
-                },
-            ).fetchall()
-            conn.rollback()
-        cancelled = 0
-        for tx in waiting:
-            if not all(self._authorization_used(p) for p in tx["payments"]) or self._mined(tx["id"]):
-                continue
-            with self.rt.pool.connection() as conn, conn.transaction():
-                if conn.execute(
-                    q("mark_cancel"), {"id": tx["id"], "reason": "authorization used elsewhere"}
-                ).fetchone():
-                    cancelled += 1
-                    log.warning(
-                        "payment_tx_cancelling",
-                        chain_tx_id=tx["id"],
-                        nonce=tx["nonce"],
-                        payment_ids=[p["payment_id"] for p in tx["payments"]],
-                    )
-        return cancelled
-
-    def _authorization_used(self, payment: dict[str, Any]) -> bool:
-        usdc = self.rt.usdc(payment["asset"])
-        return bool(
-            usdc.functions.authorizationState(
-                Web3.to_checksum_address(payment["payer"]), bytes.fromhex(payment["auth_nonce"][2:])
-            ).call()
-        )
-
-    def _mined(self, chain_tx_id: int) -> bool:
-        with self.rt.pool.connection() as conn:
-            hashes = [r["tx_hash"] for r in conn.execute(q("attempt_hashes"), {"chain_tx_id": chain_tx_id})]
-            conn.rollback()
-        for tx_hash in hashes:
-            try:
-                self.rt.w3.eth.get_transaction_receipt(tx_hash)
-                return True
-            except TransactionNotFound:
-                continue
-        return False
+        tidied = sum(unmined.tidy(self.rt, relayer.address) for relayer in self.relayers)
+        return tidied + late_payments.watch(self.rt) + super().upkeep()
 
 
 def create(runtime: Runtime) -> PaymentSender:

@@ -68,6 +68,7 @@ async def mint(request: Request) -> Response:
             amount=token.price_per_mint * purchase.quantity,
             now=int(time.time()),
             settle_margin=s.settle_margin_seconds,
+            max_valid_for=s.max_timeout_seconds + s.clock_skew_seconds,
         )
         recipient = recipient_of(purchase, payment.authorization.from_address, payment.authorization.nonce)
     except PaymentRejected as exc:

@@ -39,6 +39,7 @@ async def payment_status(request: Request) -> Response:
             "quantity": row["quantity"],
             "amount": str(row["amount"]),
             "error": row["error"],
+            "refund": row["refund"],
             "result": {"queueIds": [m["id"] for m in mints], "quantity": row["quantity"], "mints": mints},
         }
     )

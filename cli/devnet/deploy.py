@@ -73,11 +73,9 @@ def deploy_token(
         Web3.to_checksum_address(deployer),
     )
     token = w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact("MintToken").abi)
-    _send(
-        w3,
-        token.functions.grantRole(token.functions.MINTER_ROLE().call(), Web3.to_checksum_address(minter)),
-        deployer,
-    )
+    # The mint relayer also sends refunds (refund-sender's keys default to the mint relayer's).
+    for role in (token.functions.MINTER_ROLE().call(), token.functions.REFUNDER_ROLE().call()):
+        _send(w3, token.functions.grantRole(role, Web3.to_checksum_address(minter)), deployer)
     return TokenInfo(address, price, mint_amount, max_mint_count)
 
 
@@ -115,13 +113,19 @@ def read_token(w3: Web3, address: str) -> dict[str, Any]:
         "price_per_mint": token.functions.pricePerMint().call(),
         "mint_amount": token.functions.mintAmount().call(),
         "max_mint_count": token.functions.maxMintCount().call(),
+        "minted_on_chain": token.functions.mintCount().call(),
         "description": "",
     }
 
 
 def register_token(database_url: str, terms: dict[str, Any]) -> None:
+    """Put a token on sale (or refresh its terms); the first time, its free supply starts from
+    maxMintCount minus mintCount read on chain."""
     with psycopg.connect(database_url) as conn:
-        conn.execute(q("upsert_token"), terms)
+        row = conn.execute(q("upsert_token"), terms).fetchone()
+        if row is not None and row[0] and terms.get("minted_on_chain"):
+            minted = {"address": terms["address"], "minted": terms["minted_on_chain"]}
+            conn.execute(q("take_minted_supply"), minted)
 
 
 def as_json(info: UsdcInfo | TokenInfo) -> dict[str, Any]:

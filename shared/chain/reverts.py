@@ -20,6 +20,7 @@ _SELECTORS = {"0x" + keccak(sig.encode())[:4].hex(): sig.split("(")[0] for sig i
 
 # Reasons that mean the authorization itself can never move the money (as opposed to a passing fault).
 AUTHORIZATION_USED = "authorization is used or canceled"
+EXPIRED = "authorization is expired"  # it can never move the money any more
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 
 

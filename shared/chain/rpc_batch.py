@@ -64,11 +64,11 @@ def block_hashes(w3: Web3, numbers: Iterable[int]) -> dict[int, bytes]:
     }
 
 
-def calls(w3: Web3, requests: list[tuple[str, bytes]]) -> list[bytes | None]:
-    """eth_call each (to, data) at `latest`: the return data, or None where the batch got no answer."""
-    results = _batch(
-        w3, [("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"]) for to, data in requests]
-    )
+def calls(w3: Web3, requests: list[tuple[str, bytes]], block: int | None = None) -> list[bytes | None]:
+    """eth_call each (to, data) at `block` (default `latest`): the return data, or None where the batch
+    got no answer."""
+    at = "latest" if block is None else hex(block)
+    results = _batch(w3, [("eth_call", [{"to": to, "data": "0x" + data.hex()}, at]) for to, data in requests])
     if results is None:
         return [None] * len(requests)
     return [

@@ -10,8 +10,10 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 
 def open_pool(
-    database_url: str, *, max_size: int = 10, name: str = "x402"
+    database_url: str, *, max_size: int = 10, name: str = "x402", timeout: float = 30.0
 ) -> ConnectionPool[Connection[DictRow]]:
+    """A pool with one connection made before it returns (PoolTimeout after `timeout` seconds, the pool
+    closed again: nothing keeps trying in the background)."""
     pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
         database_url,
         min_size=1,
@@ -21,14 +23,24 @@ def open_pool(
         open=False,
         check=ConnectionPool.check_connection,
     )
-    pool.open(wait=True, timeout=30)
+    try:
+        pool.open(wait=True, timeout=timeout)
+    except Exception:
+        pool.close()
+        raise
     return pool
 
 
 async def open_async_pool(
-    database_url: str, *, max_size: int = 10, session_settings: dict[str, str] | None = None
+    database_url: str,
+    *,
+    max_size: int = 10,
+    session_settings: dict[str, str] | None = None,
+    wait: bool = True,
 ) -> AsyncConnectionPool[Any]:
-    """An autocommit pool for the API; `session_settings` become GUCs of every connection."""
+    """An autocommit pool for the API; `session_settings` become GUCs of every connection. Without
+    `wait`, it opens at once and connects in the background (the API starts while PostgreSQL is down,
+    answering 503 until it is up)."""
     options = " ".join(f"-c {name}={value}" for name, value in (session_settings or {}).items())
     kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
     if options:
@@ -42,5 +54,5 @@ async def open_async_pool(
         open=False,
         check=AsyncConnectionPool.check_connection,
     )
-    await pool.open(wait=True, timeout=30)
+    await pool.open(wait=wait, timeout=30)
     return pool

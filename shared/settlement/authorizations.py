@@ -1,8 +1,14 @@
-"""On-chain truth about a payment, whoever sent the transaction.
+"""When a payment counts as paid: on-chain truth about its EIP-3009 authorization, whoever sent it.
 
-Anyone may submit a buyer's EIP-3009 authorization. So whether a payment was paid is decided by the
-chain: `authorizationState`, the `AuthorizationUsed` / `AuthorizationCanceled` logs, and a USDC
-`Transfer(payer → payTo, amount)` in the same receipt — never by which of our transactions ran.
+Anyone may submit a buyer's authorization, batch it with others, or use its nonce up with another
+authorization of the same payer (nonces are per payer). So a payment is paid only by its *own*
+transfer: the USDC `Transfer(payer → payTo, amount)` emitted by the same call as its
+`AuthorizationUsed(payer, nonce)` — FiatToken emits the two back to back, so the Transfer is the log
+right after it, from the asset's address. One (payer, nonce) is used once, so each such Transfer
+pays at most one payment.
+
+Verdicts that move money or supply (paid, used elsewhere, cancelled) are read at a block at least
+CONFIRMATIONS deep (shared/chain/history.py), so a reorg above that depth cannot undo them.
 """
 
 from __future__ import annotations
@@ -15,24 +21,64 @@ from typing import Any
 from eth_hash.auto import keccak
 from web3 import Web3
 
+from shared.chain import history
+from shared.chain.history import Pinned, SearchLimits
+
 TRANSFER_TOPIC = keccak(b"Transfer(address,address,uint256)")
 AUTHORIZATION_USED_TOPIC = keccak(b"AuthorizationUsed(address,bytes32)")
 AUTHORIZATION_CANCELED_TOPIC = keccak(b"AuthorizationCanceled(address,bytes32)")
+AUTHORIZATION_STATE = keccak(b"authorizationState(address,bytes32)")[:4]
 
 
-class AuthorizationState(StrEnum):
-    UNUSED = "unused"  # the money has not moved; the authorization may still be submitted
-    PAID = "paid"  # a transaction moved exactly the amount from the payer to payTo
-    CANCELED = "canceled"  # the payer cancelled it: the money can never move with it
-    UNKNOWN = "unknown"  # used, but the logs that say how are out of reach (older than the look-back)
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What a payment's authorization moves, and when it can: from the payment_queue row."""
+
+    asset: str
+    payer: str
+    pay_to: str
+    amount: int
+    nonce: bytes
+    valid_after: int
+    valid_before: int
+
+
+def payment_terms(payment: Mapping[str, Any]) -> Terms:
+    """The Terms of a payment_queue row (asset, payer, token_address, amount, nonce, valid_*)."""
+    return Terms(
+        asset=str(payment["asset"]).lower(),
+        payer=str(payment["payer"]).lower(),
+        pay_to=str(payment["token_address"]).lower(),
+        amount=int(payment["amount"]),
+        nonce=bytes.fromhex(str(payment["nonce"])[2:]),
+        valid_after=int(payment["valid_after"]),
+        valid_before=int(payment["valid_before"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PaidBy:
+    """The Transfer log that paid a payment: which transaction, which block, which log."""
+
+    tx_hash: str
+    block_number: int
+    log_index: int
+
+
+class Fate(StrEnum):
+    UNUSED = "unused"  # at the pinned block: the money has not moved with this nonce (yet)
+    PAID = "paid"  # its own transfer, at or below the pinned block (paid_by says which)
+    USED_ELSEWHERE = "authorization_used_elsewhere"  # the nonce went to another authorization
+    CANCELED = "authorization_canceled"  # the payer cancelled the nonce
+    UNDETERMINED = "undetermined"  # used, but the log that says how is beyond the search budget
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    state: AuthorizationState
-    tx_hash: str | None = None
-    sender: str | None = None
-    sender_nonce: int | None = None
+    fate: Fate
+    at: Pinned
+    paid_by: PaidBy | None = None
+    detail: str = ""
 
 
 def _word(address: str) -> bytes:
@@ -45,79 +91,90 @@ def _bytes(value: Any) -> bytes:
     return bytes(value)
 
 
-def paid_in_logs(logs: list[Any], *, asset: str, payer: str, pay_to: str, amount: int, nonce: bytes) -> bool:
-    """Does this receipt's log list show the authorization used *and* the amount arriving at payTo?"""
-    used = moved = False
-    for entry in logs:
-        if str(entry["address"]).lower() != asset.lower():
-            continue
-        topics = [_bytes(t) for t in entry["topics"]]
-        if len(topics) == 3 and topics[0] == AUTHORIZATION_USED_TOPIC:
-            used = used or (topics[1] == _word(payer) and topics[2] == nonce)
-        elif len(topics) == 3 and topics[0] == TRANSFER_TOPIC:
-            moved = moved or (
-                topics[1] == _word(payer)
-                and topics[2] == _word(pay_to)
-                and int.from_bytes(_bytes(entry["data"]), "big") == amount
-            )
-    return used and moved
+def _topics(entry: Any) -> list[bytes]:
+    return [_bytes(t) for t in entry["topics"]]
 
 
-def authorization_outcome(
-    w3: Web3, *, asset: str, payer: str, pay_to: str, amount: int, nonce: bytes, lookback_blocks: int
-) -> Outcome:
-    """Where the buyer's authorization stands on chain now (at `latest`)."""
-    usdc = Web3.to_checksum_address(asset)
-    state_call = w3.eth.call(
-        {
-            "to": usdc,
-            "data": Web3.to_hex(keccak(b"authorizationState(address,bytes32)")[:4] + _word(payer) + nonce),
-        }
-    )
-    if int.from_bytes(state_call, "big") == 0:
-        return Outcome(AuthorizationState.UNUSED)
-    head = w3.eth.block_number
+def _from_asset(entry: Any, terms: Terms) -> bool:
+    return str(entry["address"]).lower() == terms.asset
 
-    def logs(topic: bytes) -> list[Any]:
-        return list(
-            w3.eth.get_logs(
-                {
-                    "address": usdc,
-                    "fromBlock": max(0, head - lookback_blocks),
-                    "toBlock": head,
-                    "topics": [Web3.to_hex(topic), Web3.to_hex(_word(payer)), Web3.to_hex(nonce)],
-                }
-            )
-        )
 
-    for event in logs(AUTHORIZATION_USED_TOPIC):
-        receipt = w3.eth.get_transaction_receipt(event["transactionHash"])
-        if receipt["status"] == 1 and paid_in_logs(
-            list(receipt["logs"]), asset=asset, payer=payer, pay_to=pay_to, amount=amount, nonce=nonce
+def paying_transfer(logs: list[Any], terms: Terms) -> int | None:
+    """The logIndex of the Transfer that pays `terms` in one receipt's logs, or None: the log right
+    after the AuthorizationUsed(payer, nonce), from the asset, moving exactly `amount` to payTo."""
+    ordered = sorted(logs, key=lambda e: int(e["logIndex"]))
+    for i, entry in enumerate(ordered):
+        topics = _topics(entry)
+        if not (
+            _from_asset(entry, terms)
+            and topics == [AUTHORIZATION_USED_TOPIC, _word(terms.payer), terms.nonce]
         ):
-            tx = w3.eth.get_transaction(event["transactionHash"])
-            return Outcome(
-                AuthorizationState.PAID,
-                "0x" + bytes(event["transactionHash"]).hex(),
-                str(tx["from"]).lower(),
-                int(tx["nonce"]),
-            )
-    if logs(AUTHORIZATION_CANCELED_TOPIC):
-        return Outcome(AuthorizationState.CANCELED)
-    return Outcome(AuthorizationState.UNKNOWN)
+            continue
+        following = ordered[i + 1] if i + 1 < len(ordered) else None
+        if (
+            following is not None
+            and int(following["logIndex"]) == int(entry["logIndex"]) + 1
+            and _from_asset(following, terms)
+            and _topics(following) == [TRANSFER_TOPIC, _word(terms.payer), _word(terms.pay_to)]
+            and int.from_bytes(_bytes(following["data"]), "big") == terms.amount
+        ):
+            return int(following["logIndex"])
+        return None  # the nonce was used in this receipt, by a call that did not pay these terms
+    return None
 
 
-def payment_terms(payment: Mapping[str, Any]) -> dict[str, Any]:
-    """What the chain is asked about a payment_queue row (asset, payer, token_address, amount, nonce)."""
-    return {
-        "asset": payment["asset"],
-        "payer": payment["payer"],
-        "pay_to": payment["token_address"],
-        "amount": int(payment["amount"]),
-        "nonce": bytes.fromhex(payment["nonce"][2:]),
-    }
+def state_call(terms: Terms) -> bytes:
+    """Calldata of `authorizationState(payer, nonce)`."""
+    return AUTHORIZATION_STATE + _word(terms.payer) + terms.nonce
 
 
-def payment_outcome(w3: Web3, payment: Mapping[str, Any], *, lookback_blocks: int) -> Outcome:
-    """`authorization_outcome` for a payment_queue row."""
-    return authorization_outcome(w3, lookback_blocks=lookback_blocks, **payment_terms(payment))
+def is_used(w3: Web3, terms: Terms, at: Pinned) -> bool:
+    answer = w3.eth.call(
+        {"to": Web3.to_checksum_address(terms.asset), "data": Web3.to_hex(state_call(terms))},
+        block_identifier=at.number,
+    )
+    return int.from_bytes(bytes(answer), "big") != 0
+
+
+def fate(w3: Web3, terms: Terms, at: Pinned, limits: SearchLimits, *, used: bool | None = None) -> Outcome:
+    """Where the authorization stands as of block `at`. When its nonce is used, the log that used it
+    is searched for from `at` back to the block where the authorization became valid (it cannot have
+    run before): found, its receipt says paid or used elsewhere; not found in that whole window, the
+    nonce went to something else; the window beyond `limits`, undetermined. `used` may be passed
+    when already read at `at`."""
+    if used is None:
+        used = is_used(w3, terms, at)
+    if not used:
+        return Outcome(Fate.UNUSED, at)
+    search = history.search_back(
+        w3,
+        address=terms.asset,
+        topics=[
+            [Web3.to_hex(AUTHORIZATION_USED_TOPIC), Web3.to_hex(AUTHORIZATION_CANCELED_TOPIC)],
+            Web3.to_hex(_word(terms.payer)),
+            Web3.to_hex(terms.nonce),
+        ],
+        high=at.number,
+        since_time=terms.valid_after,
+        chunk=limits.chunk_blocks,
+        budget=limits.max_blocks,
+    )
+    if search.logs:
+        entry = search.logs[0]
+        tx_hash = "0x" + _bytes(entry["transactionHash"]).hex()
+        if _topics(entry)[0] == AUTHORIZATION_CANCELED_TOPIC:
+            return Outcome(Fate.CANCELED, at, detail=f"cancelled in {tx_hash}")
+        receipt = w3.eth.get_transaction_receipt(entry["transactionHash"])
+        index = paying_transfer(list(receipt["logs"]), terms) if receipt["status"] == 1 else None
+        if index is None:
+            return Outcome(Fate.USED_ELSEWHERE, at, detail=f"its nonce was used in {tx_hash} without paying")
+        return Outcome(Fate.PAID, at, PaidBy(tx_hash, int(receipt["blockNumber"]), index))
+    if search.complete:
+        return Outcome(
+            Fate.USED_ELSEWHERE, at, detail="its nonce was used before this authorization became valid"
+        )
+    return Outcome(
+        Fate.UNDETERMINED,
+        at,
+        detail=f"its nonce is used, but no log of it in the {search.searched_blocks} blocks searched",
+    )

@@ -1,5 +1,6 @@
-"""What the confirmer writes once a transaction is settled at depth: each payment or mint it carried
-moves to the state its receipt (or, failing that, the chain's record of the authorization) shows.
+"""What the confirmer writes once a transaction is settled at depth: each payment, mint or refund it
+carried moves to the state its receipt (or, failing that, the chain's record of the authorization)
+shows.
 
 All writes run in the caller's database transaction, the one that marks the chain transaction
 settled, so a crash leaves either all of it or none of it.
@@ -14,86 +15,32 @@ from psycopg import Connection
 from web3.types import TxReceipt
 
 from shared.db.queries import q
-from shared.settlement.authorizations import AuthorizationState, Outcome
-from shared.settlement.mint_ids import mint_id
+from shared.settlement import payments
+from shared.settlement.authorizations import Fate, Outcome
 from shared.settlement.mint_logs import mint_results
-from shared.txs import txstore
+from shared.settlement.payments import Guard
 
 log = structlog.get_logger()
 
 
-def store_paying_tx(conn: Connection[Any], *, chain_id: int, outcome: Outcome) -> int:
-    """Record the transaction (someone else's) that the chain shows paid a payment."""
-    assert outcome.tx_hash and outcome.sender is not None and outcome.sender_nonce is not None
-    return txstore.store_external(
-        conn,
-        chain_id=chain_id,
-        sender=outcome.sender,
-        nonce=outcome.sender_nonce,
-        tx_hash=outcome.tx_hash,
-        purpose="payment",
-    )
-
-
 def settle_payments(
-    conn: Connection[Any], tx: dict[str, Any], tx_hash: str, decision: dict[str, Outcome | None]
+    conn: Connection[Any], tx: dict[str, Any], tx_hash: str, decisions: dict[str, Outcome]
 ) -> None:
-    """`decision` per payment: None when the receipt shows its money arriving, else the chain's outcome."""
-    paid = [payment_id for payment_id, outcome in decision.items() if outcome is None]
-    if paid:
-        _complete(conn, tx["id"], tx_hash, paid)
-    for payment_id, outcome in decision.items():
-        if outcome is not None:
-            _not_paid_here(conn, tx, tx_hash, payment_id, outcome)
-
-
-def _complete(conn: Connection[Any], chain_tx_id: int, tx_hash: str, ids: list[str]) -> None:
-    completed = conn.execute(
-        q("complete_payments"), {"chain_tx_id": chain_tx_id, "tx_hash": tx_hash, "ids": ids}
-    ).fetchall()
-    for p in completed:
-        nonce = bytes.fromhex(p["nonce"][2:])
-        conn.execute(
-            q("insert_mints"),
-            {
-                "payment_id": p["id"],
-                "mint_ids": [
-                    "0x" + mint_id(p["token_address"], p["asset"], p["payer"], nonce, i).hex()
-                    for i in range(p["quantity"])
-                ],
-                "token_address": p["token_address"],
-                "recipient": p["recipient"],
-            },
-        )
-        log.info("payment_completed", payment_id=str(p["id"]), tx_hash=tx_hash, mints=p["quantity"])
-
-
-def _not_paid_here(
-    conn: Connection[Any], tx: dict[str, Any], tx_hash: str, payment_id: str, outcome: Outcome
-) -> None:
-    ids = {"chain_tx_id": tx["id"], "id": payment_id}
-    if outcome.state is AuthorizationState.PAID:  # someone else's transaction moved the money
-        external = store_paying_tx(conn, chain_id=tx["chain_id"], outcome=outcome)
-        conn.execute(
-            q("repoint_payment"),
-            {
-                **ids,
-                "new_chain_tx_id": external,
-                "tx_hash": outcome.tx_hash,
-                "note": f"paid by {outcome.tx_hash}; our {tx_hash} did not pay",
-            },
-        )
-        log.warning("payment_paid_by_other_tx", payment_id=payment_id, tx_hash=outcome.tx_hash, ours=tx_hash)
-    elif outcome.state is AuthorizationState.UNKNOWN:
-        conn.execute(q("replan_payment"), {**ids, "error": "authorization used; settlement not found yet"})
-    else:
-        error = (
-            "authorization_canceled"
-            if outcome.state is AuthorizationState.CANCELED
-            else f"transferWithAuthorization failed in {tx_hash}; the money did not move"
-        )
-        conn.execute(q("fail_sent_payment"), {**ids, "tx_hash": tx_hash, "error": error})
-        log.info("payment_failed", payment_id=payment_id, tx_hash=tx_hash, error=error)
+    """Each payment our settled transaction carried, by what the chain says of it: paid (by its own
+    transfer in this receipt, or in another transaction), used elsewhere or cancelled — final; not
+    moved — failed and watched while its authorization is valid; undetermined — back to
+    payment-sender, which looks again (a bounded number of times)."""
+    guard = Guard("sent", chain_tx_id=tx["id"])
+    for payment_id, outcome in decisions.items():
+        if outcome.fate is Fate.UNUSED:
+            error = f"transferWithAuthorization failed in {tx_hash}; the money did not move"
+            payments.fail(conn, payment_id, guard, error, watch=True, tx_hash=tx_hash)
+        elif outcome.fate is Fate.UNDETERMINED:
+            conn.execute(
+                q("replan_payment"), {"chain_tx_id": tx["id"], "id": payment_id, "error": outcome.detail}
+            )
+        else:
+            payments.final(conn, payment_id, guard, outcome)
 
 
 def settle_mints(

@@ -48,36 +48,6 @@ def add_attempt(conn: Connection[Any], chain_tx_id: int, signed: SignedTx, kind:
     )
 
 
-def store_external(
-    conn: Connection[Any], *, chain_id: int, sender: str, nonce: int, tx_hash: str, purpose: str
-) -> int:
-    """Record a transaction someone else sent (nothing to re-send); return its chain_tx id."""
-    row = conn.execute(
-        q("insert_external_chain_tx"),
-        {"chain_id": chain_id, "from_address": sender, "nonce": nonce, "purpose": purpose},
-    ).fetchone()
-    if row is None:  # already known: ours (perhaps declared dropped too early), or recorded before
-        row = conn.execute(
-            q("chain_tx_by_sender_nonce"), {"chain_id": chain_id, "from_address": sender, "nonce": nonce}
-        ).fetchone()
-        assert row is not None
-        conn.execute(q("revive_chain_tx"), {"id": row["id"]})
-        return int(row["id"])
-    conn.execute(
-        q("insert_chain_tx_attempt"),
-        {
-            "chain_tx_id": row["id"],
-            "tx_hash": tx_hash,
-            "raw_tx": None,
-            "max_fee": 0,
-            "max_priority": 0,
-            "gas_limit": 0,
-            "kind": "external",
-        },
-    )
-    return int(row["id"])
-
-
 def record_broadcasts(conn: Connection[Any], results: list[tuple[int, str | None]]) -> None:
     """After broadcasting: count each attempt and keep the node's error, if any (autocommit-safe)."""
     if not results:

@@ -3,16 +3,6 @@ INSERT INTO chain_txs (chain_id, from_address, nonce, purpose, to_address, data,
 VALUES (%(chain_id)s, %(from_address)s, %(nonce)s, %(purpose)s, %(to_address)s, %(data)s, %(gas_limit)s)
 RETURNING id;
 
--- name: insert_external_chain_tx
-INSERT INTO chain_txs (chain_id, from_address, nonce, purpose, external, broadcast_count)
-VALUES (%(chain_id)s, %(from_address)s, %(nonce)s, %(purpose)s, true, 1)
-ON CONFLICT (chain_id, from_address, nonce) DO NOTHING
-RETURNING id;
-
--- name: chain_tx_by_sender_nonce
-SELECT id FROM chain_txs
- WHERE chain_id = %(chain_id)s AND from_address = %(from_address)s AND nonce = %(nonce)s;
-
 -- name: insert_chain_tx_attempt
 INSERT INTO chain_tx_attempts (chain_tx_id, tx_hash, raw_tx, max_fee_per_gas, max_priority_fee, gas_limit, kind)
 VALUES (%(chain_tx_id)s, %(tx_hash)s, %(raw_tx)s, %(max_fee)s, %(max_priority)s, %(gas_limit)s, %(kind)s)
@@ -71,12 +61,15 @@ SELECT t.id, t.nonce, t.purpose, t.to_address, t.data, t.gas_limit, t.cancel_rea
    FOR UPDATE OF t SKIP LOCKED;
 
 -- name: unconfirmed_payment_txs_of_sender
--- payment-sender: its payment transactions still unconfirmed, each with the authorizations it carries,
--- to check whether all of them were used by someone else meanwhile (then the transaction is
--- cancelled, never left to run for nothing).
+-- payment-sender: its payment transactions still unconfirmed, each with the payments it carries, to
+-- check whether their authorizations were used by someone else or expired meanwhile (an expired
+-- one's payment fails at once; a transaction left with nothing to pay is cancelled, never left to
+-- run for nothing).
 SELECT t.id, t.nonce,
-       json_agg(json_build_object('payment_id', p.id, 'asset', p.asset, 'payer', p.payer,
-                                  'auth_nonce', p.nonce) ORDER BY p.id) AS payments
+       json_agg(json_build_object('id', p.id, 'asset', p.asset, 'payer', p.payer, 'nonce', p.nonce,
+                                  'token_address', p.token_address, 'amount', p.amount,
+                                  'valid_after', p.valid_after, 'valid_before', p.valid_before)
+                ORDER BY p.id) AS payments
   FROM chain_txs t JOIN payment_queue p ON p.chain_tx_id = t.id AND p.status = 'sent'
  WHERE t.state = 'unconfirmed' AND NOT t.external AND t.cancel_reason IS NULL AND t.purpose = 'payment'
    AND t.chain_id = %(chain_id)s AND t.from_address = %(address)s
@@ -113,15 +106,6 @@ UPDATE chain_txs SET nonce_used_seen_at = coalesce(nonce_used_seen_at, now()),
        locked_until = now() + make_interval(secs => %(delay)s)
  WHERE id = %(id)s AND state = 'unconfirmed'
 RETURNING extract(epoch FROM now() - nonce_used_seen_at)::float8 AS seconds;
-
--- name: revive_chain_tx
--- A transaction declared dropped turned out to be mined after all (its receipt appeared): back to
--- the confirmer, which settles it from that receipt.
-UPDATE chain_txs
-   SET state = 'unconfirmed', settled_at = NULL, locked_until = NULL, seen_block_number = NULL,
-       nonce_used_seen_at = NULL, last_error = 'revived: its receipt appeared after it was declared dropped'
- WHERE id = %(id)s AND state = 'dropped'
-RETURNING id;
 
 -- name: lowest_open_nonce
 -- a sender's upkeep: its lowest nonce with a transaction not yet settled, if any.

@@ -60,33 +60,63 @@ UPDATE payment_queue
        locked_until = now() + make_interval(secs => %(delay)s), updated_at = now()
  WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
 
--- name: fail_claimed_payment
--- payment-sender: pre-flight showed the authorization cannot move the money; nothing was sent.
--- Watched until it expires (0008), in case someone submits it later anyway.
+-- name: complete_payment
+-- Its own transfer paid it, at depth (shared/settlement/authorizations.py): completed, with the log
+-- that paid it; its mint rows are inserted in the same database transaction. Written by whoever
+-- found the transfer (payment-sender, confirmer, the watch, an operator), as a compare-and-set on
+-- the status it expects and the claim or transaction holding it. A failed or needs_review payment
+-- takes its supply back here (XM001 when sold out meanwhile: see owe_refund).
 UPDATE payment_queue
-   SET status = 'failed', error = %(error)s, locked_until = NULL, processed_at = now(), updated_at = now(),
-       watch_until = valid_before, watch_next_at = now() + interval '5 seconds'
- WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
-
--- name: complete_payments
--- confirmer: the receipt of their transaction shows these payments' money arriving; their mint rows
--- are inserted in the same database transaction.
-UPDATE payment_queue
-   SET status = 'completed', tx_hash = %(tx_hash)s, error = NULL, processed_at = now(), updated_at = now()
- WHERE chain_tx_id = %(chain_tx_id)s AND id = ANY(%(ids)s) AND status = 'sent'
+   SET status = 'completed', tx_hash = %(tx_hash)s, paid_log_index = %(log_index)s,
+       paid_block_number = %(block_number)s, error = NULL, claim_token = NULL, locked_until = NULL,
+       watch_until = NULL, watch_next_at = NULL, processed_at = now(), updated_at = now()
+ WHERE id = %(id)s AND status = %(expected)s::payment_status
+   AND (%(claim_token)s::uuid IS NULL OR claim_token = %(claim_token)s::uuid)
+   AND (%(chain_tx_id)s::bigint IS NULL OR chain_tx_id = %(chain_tx_id)s::bigint)
 RETURNING id, token_address, asset, payer, recipient, quantity, nonce;
 
--- name: fail_sent_payment
--- confirmer: its call ran (alone or inside a Multicall3 transaction) and the money did not move.
--- Watched until it expires (0008), in case someone submits it later anyway.
+-- name: owe_refund
+-- Its own transfer paid it, but it can never be minted (the supply sold out after it failed): the
+-- money is owed back (`x402-mint refund`). Same compare-and-set as complete_payment.
 UPDATE payment_queue
-   SET status = 'failed', tx_hash = %(tx_hash)s, error = %(error)s, processed_at = now(), updated_at = now(),
-       watch_until = valid_before, watch_next_at = now() + interval '5 seconds'
- WHERE chain_tx_id = %(chain_tx_id)s AND id = %(id)s AND status = 'sent'
+   SET status = 'refund_owed', tx_hash = %(tx_hash)s, paid_log_index = %(log_index)s,
+       paid_block_number = %(block_number)s, error = %(error)s, claim_token = NULL, locked_until = NULL,
+       watch_until = NULL, watch_next_at = NULL, processed_at = now(), updated_at = now()
+ WHERE id = %(id)s AND status = %(expected)s::payment_status
+   AND (%(claim_token)s::uuid IS NULL OR claim_token = %(claim_token)s::uuid)
+   AND (%(chain_tx_id)s::bigint IS NULL OR chain_tx_id = %(chain_tx_id)s::bigint)
+RETURNING id;
+
+-- name: fail_payment
+-- The money did not move and this authorization can no longer move it (used elsewhere, cancelled,
+-- expired), or — with %(watch)s — did not move now but still could until validBefore: watched until
+-- then (0008), in case someone submits it later anyway. Its supply goes back (0011).
+UPDATE payment_queue
+   SET status = 'failed', error = %(error)s, tx_hash = coalesce(%(tx_hash)s, tx_hash), claim_token = NULL,
+       locked_until = NULL, processed_at = now(), updated_at = now(),
+       watch_until = CASE WHEN %(watch)s THEN valid_before END,
+       watch_next_at = CASE WHEN %(watch)s THEN now() + interval '5 seconds' END
+ WHERE id = %(id)s AND status = %(expected)s::payment_status
+   AND (%(claim_token)s::uuid IS NULL OR claim_token = %(claim_token)s::uuid)
+   AND (%(chain_tx_id)s::bigint IS NULL OR chain_tx_id = %(chain_tx_id)s::bigint)
+RETURNING id;
+
+-- name: review_payment
+-- The nonce is used, but the log that says how stayed beyond the search budget, look after look:
+-- an operator decides (`x402-mint resolve`). It keeps its supply (0011).
+UPDATE payment_queue
+   SET status = 'needs_review', error = %(error)s, claim_token = NULL, locked_until = NULL,
+       watch_until = NULL, watch_next_at = NULL, updated_at = now()
+ WHERE id = %(id)s AND status = %(expected)s::payment_status
+   AND (%(claim_token)s::uuid IS NULL OR claim_token = %(claim_token)s::uuid)
+   AND (%(chain_tx_id)s::bigint IS NULL OR chain_tx_id = %(chain_tx_id)s::bigint)
 RETURNING id;
 
 -- name: payment_by_id
 SELECT p.id, p.status, p.tx_hash, p.payer, p.recipient, p.token_address, p.quantity, p.amount, p.error,
+       (SELECT json_build_object('status', r.status, 'amount', r.amount::text, 'tx_hash', r.tx_hash,
+                                 'error', r.error)
+          FROM refunds r WHERE r.payment_id = p.id) AS refund,
        coalesce(
          (SELECT json_agg(json_build_object('id', m.id, 'mintId', m.mint_id, 'status', m.status,
                                             'tx_hash', m.tx_hash) ORDER BY m.mint_index)
@@ -103,14 +133,8 @@ UPDATE payment_queue
  WHERE id = ANY(%(ids)s) AND status = 'processing' AND claim_token = %(claim_token)s;
 
 -- name: payments_of_chain_tx
-SELECT id, asset, payer, recipient, token_address, amount, nonce, quantity
+SELECT id, asset, payer, recipient, token_address, amount, nonce, quantity, valid_after, valid_before
   FROM payment_queue WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent';
-
--- name: repoint_payment
--- The money moved in another transaction (a third party submitted the authorization): follow it.
-UPDATE payment_queue
-   SET chain_tx_id = %(new_chain_tx_id)s, tx_hash = %(tx_hash)s, last_error = %(note)s, updated_at = now()
- WHERE id = %(id)s AND status = 'sent' AND chain_tx_id = %(chain_tx_id)s;
 
 -- name: replan_payments
 -- confirmer: the transaction carrying it will never run (nonce taken, cancelled, reorged away):
@@ -129,13 +153,6 @@ UPDATE payment_queue
        locked_until = NULL, updated_at = now()
  WHERE chain_tx_id = %(chain_tx_id)s AND id = %(id)s AND status = 'sent'
 RETURNING id;
-
--- name: mark_external_payment_sent
--- payment-sender: pre-flight found the authorization already paid by someone else's transaction.
-UPDATE payment_queue
-   SET status = 'sent', chain_tx_id = %(chain_tx_id)s, tx_hash = %(tx_hash)s, locked_until = NULL,
-       last_error = 'paid by a transaction we did not send', processed_at = now(), updated_at = now()
- WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
 
 -- name: requeue_payment
 -- operator (`x402-mint requeue`): a failed payment goes back to payment-sender, whose pre-flight
@@ -173,18 +190,14 @@ UPDATE payment_queue p
    SET watch_next_at = now() + make_interval(secs => %(every)s)
   FROM due
  WHERE p.id = due.id
-RETURNING p.id, p.asset, p.payer, p.token_address, p.amount, p.nonce, p.watch_until;
+RETURNING p.id, p.asset, p.payer, p.token_address, p.amount, p.nonce, p.valid_after, p.valid_before,
+          p.watch_until;
 
 -- name: end_watch
 UPDATE payment_queue SET watch_until = NULL, watch_next_at = NULL, last_error = %(note)s, updated_at = now()
  WHERE id = %(id)s AND status = 'failed';
 
--- name: revive_paid_late
--- payment-sender: the chain shows a failed payment's money arrived after all (someone submitted
--- the authorization later): it follows that transaction again, and the confirmer completes it.
--- Taking its supply back may raise XM001 (sold out meanwhile).
-UPDATE payment_queue
-   SET status = 'sent', chain_tx_id = %(chain_tx_id)s, tx_hash = %(tx_hash)s, error = NULL,
-       last_error = %(note)s, watch_until = NULL, watch_next_at = NULL, updated_at = now()
- WHERE id = %(id)s AND status = 'failed'
-RETURNING id;
+
+-- name: payment_row
+-- operator decisions (shared/settlement/review.py): the whole row.
+SELECT * FROM payment_queue WHERE id = %(id)s;

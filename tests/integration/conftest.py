@@ -25,7 +25,7 @@ from shared.config import Settings, StageSettings
 from shared.db.migrations import migrate
 from shared.runtime import open_runtime
 from shared.stage import run_stage
-from workers import confirmer, mint_sender, payment_sender
+from workers import confirmer, mint_sender, payment_sender, refund_sender
 
 # Base Sepolia's chain id: it has an x402 v1 network name ("base-sepolia"), so v1 and v2 both work.
 CHAIN_ID = 84532
@@ -124,7 +124,7 @@ class Pipeline:
         self.runtimes = []
 
     def start(self) -> Pipeline:
-        for module in (payment_sender, confirmer, mint_sender):
+        for module in (payment_sender, confirmer, mint_sender, refund_sender):
             rt = open_runtime(self.settings)
             stage = module.create(rt)
             stage.start()

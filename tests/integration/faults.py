@@ -56,6 +56,10 @@ class FaultyProxy:
             self._loop.run_forever()
         finally:
             server.close()
+            pending = asyncio.all_tasks(self._loop)  # connections still open: end them with the loop
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.run_until_complete(server.wait_closed())
             self._loop.close()
 
@@ -128,3 +132,96 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+class RangeLimitedRpc:
+    """An HTTP JSON-RPC proxy in front of the node that refuses eth_getLogs over more than `max_range`
+    blocks, as hosted providers do ("query exceeds max block range"); everything else passes through.
+    So log searches must go in chunks, and an old enough log is out of their reach."""
+
+    def __init__(self, port: int, target_url: str, max_range: int) -> None:
+        import http.server
+        import json
+        import urllib.request
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = json.loads(body)
+                if isinstance(request, dict) and request.get("method") == "eth_getLogs":
+                    proxy.log_queries += 1
+                    (params,) = request["params"]
+                    low, high = (_block(params.get(k, "latest")) for k in ("fromBlock", "toBlock"))
+                    if high - low + 1 > proxy.max_range:
+                        proxy.refused += 1
+                        self._answer(
+                            json.dumps(
+                                {
+                                    "jsonrpc": "2.0",
+                                    "id": request.get("id"),
+                                    "error": {"code": -32005, "message": "query exceeds max block range"},
+                                }
+                            ).encode()
+                        )
+                        return
+                forward = urllib.request.Request(
+                    proxy.target_url, data=body, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(forward, timeout=30) as reply:
+                    self._answer(reply.read())
+
+            def _answer(self, payload: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.target_url, self.max_range = target_url, max_range
+        self.log_queries = self.refused = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{port}"
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, daemon=True, name="range-limited-rpc"
+        )
+
+    def __enter__(self) -> RangeLimitedRpc:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _block(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    return (
+        2**62
+        if text in ("latest", "pending", "safe", "finalized")
+        else 0
+        if text == "earliest"
+        else int(text, 16)
+    )
+
+
+class TcpForward:
+    """127.0.0.1:`port` → 127.0.0.1:`target_port`, without faults: a service that becomes reachable on
+    `port` while the context is entered (and unreachable again after)."""
+
+    def __init__(self, port: int, target_port: int) -> None:
+        self._proxy = FaultyProxy(port, target_port)
+
+    def __enter__(self) -> TcpForward:
+        self._proxy.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._proxy.stop()

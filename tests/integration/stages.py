@@ -12,7 +12,7 @@ from web3 import Web3
 
 from shared.config import Settings
 from shared.runtime import Runtime, open_runtime
-from workers import confirmer, mint_sender, payment_sender
+from workers import confirmer, mint_sender, payment_sender, refund_sender
 
 
 def rpc(w3: Web3, method: str, *params: Any) -> Any:
@@ -26,15 +26,16 @@ class Stages:
     """One instance of each stage, each with its own runtime, as separate processes would have."""
 
     def __init__(self, settings: Settings) -> None:
-        self.runtimes: list[Runtime] = [open_runtime(settings) for _ in range(3)]
+        self.runtimes: list[Runtime] = [open_runtime(settings) for _ in range(4)]
         self.payment = payment_sender.create(self.runtimes[0])
         self.confirmer = confirmer.create(self.runtimes[1])
         self.mint = mint_sender.create(self.runtimes[2])
-        for stage in (self.payment, self.mint):
+        self.refund = refund_sender.create(self.runtimes[3])
+        for stage in (self.payment, self.mint, self.refund):
             stage.start()
 
     def step(self) -> None:
-        for stage in (self.payment, self.confirmer, self.mint):
+        for stage in (self.payment, self.confirmer, self.mint, self.refund):
             stage.run_once()
 
     def run_until(self, done: Callable[[], bool], timeout: float = 60.0, pause: float = 0.05) -> None:

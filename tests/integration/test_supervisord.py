@@ -3,10 +3,13 @@ others keep running loses nothing, and a stopped stage exits cleanly on SIGTERM.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,9 +19,11 @@ from cli.devnet import anvil
 from cli.devnet.paths import PROJECT_ROOT, free_port
 from shared.config import Settings
 from tests.integration.conftest import CHAIN_ID, Deployment
+from tests.integration.faults import TcpForward
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
+STAGES = ("payment-sender", "confirmer", "mint-sender", "refund-sender")
 
 
 class Supervisor:
@@ -40,28 +45,25 @@ class Supervisor:
         return {line.split()[0]: line.split()[1] for line in lines if line.strip()}
 
 
-@pytest.fixture
-def supervisor(tmp_path: Path, settings: Settings) -> Iterator[Supervisor]:
+def launch(tmp_path: Path, settings: Settings, **overrides: str) -> Supervisor:
+    """supervisord with the real supervisord.conf, its programs on `settings` (plus `overrides`)."""
     run_dir = tmp_path / "run"
     (run_dir / "logs").mkdir(parents=True)
     api_port = free_port(18402)
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "RPC_URL": settings.rpc_url,
+        "CHAIN_ID": str(settings.chain_id),
+        "API_PORT": str(api_port),
+        "PAYMENT_RELAYER_KEYS": ",".join(settings.payment_relayer_keys),
+        "MINT_RELAYER_KEYS": ",".join(settings.mint_relayer_keys),
+        "PAYMENT_POLL_INTERVAL": "0.5",
+        "CONFIRM_POLL_INTERVAL": "0.5",
+        "MINT_POLL_INTERVAL": "0.5",
+        **overrides,
+    }
     env_file = tmp_path / "test.env"
-    env_file.write_text(
-        "\n".join(
-            [
-                f"DATABASE_URL={settings.database_url}",
-                f"RPC_URL={settings.rpc_url}",
-                f"CHAIN_ID={settings.chain_id}",
-                f"API_PORT={api_port}",
-                f"PAYMENT_RELAYER_KEYS={','.join(settings.payment_relayer_keys)}",
-                f"MINT_RELAYER_KEYS={','.join(settings.mint_relayer_keys)}",
-                "PAYMENT_POLL_INTERVAL=0.5",
-                "CONFIRM_POLL_INTERVAL=0.5",
-                "MINT_POLL_INTERVAL=0.5",
-                "",
-            ]
-        )
-    )
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     conf = (PROJECT_ROOT / "supervisord.conf").read_text()
     conf = conf.replace("%(here)s/.dev", str(run_dir)).replace("%(here)s", str(PROJECT_ROOT))
     conf_path = tmp_path / "supervisord.conf"
@@ -71,18 +73,28 @@ def supervisor(tmp_path: Path, settings: Settings) -> Iterator[Supervisor]:
         check=True,
         env={"PATH": "/usr/bin:/bin", "X402_ENV_FILE": str(env_file)},
     )
-    sup = Supervisor(conf_path, f"http://127.0.0.1:{api_port}")
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{sup.api_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        # A program is RUNNING once it has stayed up for startsecs; until then it reads STARTING.
-        while time.monotonic() < deadline and set(sup.states().values()) != {"RUNNING"}:
+    return Supervisor(conf_path, f"http://127.0.0.1:{api_port}")
+
+
+def wait_running(sup: Supervisor, timeout: float = 30.0) -> None:
+    """Until the API answers and every program is RUNNING (a program is RUNNING once it has stayed up
+    for startsecs; until then it reads STARTING)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{sup.api_url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
             time.sleep(0.2)
+    while time.monotonic() < deadline and set(sup.states().values()) != {"RUNNING"}:
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path, settings: Settings) -> Iterator[Supervisor]:
+    sup = launch(tmp_path, settings)
+    try:
+        wait_running(sup)
         yield sup
     finally:
         sup.ctl("shutdown")
@@ -131,6 +143,7 @@ def test_each_stage_stops_and_starts_while_the_others_run(
         "confirmer": "RUNNING",
         "mint-sender": "RUNNING",
         "payment-sender": "RUNNING",
+        "refund-sender": "RUNNING",
     }
     for stage in ("payment-sender", "confirmer", "mint-sender"):
         assert "stopped" in supervisor.ctl("stop", stage)
@@ -154,3 +167,63 @@ def test_each_stage_stops_and_starts_while_the_others_run(
     ).read_text()
     for stage in ("payment-sender", "confirmer", "mint-sender"):
         assert f"stopped: {stage} (exit status 0)" in log, log
+
+
+def test_a_stage_killed_again_and_again_comes_back_by_itself(
+    supervisor: Supervisor, deployment: Deployment
+) -> None:
+    """Four SIGKILLs in a row, each before the new process has been up for startsecs: supervisord
+    counts them as failed starts, and must not give up (FATAL) — the stage comes back by itself."""
+    for _ in range(4):
+        pid = 0
+        deadline = time.monotonic() + 30
+        while not pid and time.monotonic() < deadline:
+            pid = int(supervisor.ctl("pid", "payment-sender").strip() or 0)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        while (
+            int(supervisor.ctl("pid", "payment-sender").strip() or 0) == pid and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while supervisor.states()["payment-sender"] != "RUNNING" and time.monotonic() < deadline:
+        assert supervisor.states()["payment-sender"] != "FATAL"
+        time.sleep(0.2)
+    assert supervisor.states()["payment-sender"] == "RUNNING"
+    ids = [purchase(supervisor.api_url, deployment.token.address, anvil.dev_account(16).key.hex(), 1)]
+    wait_all_minted(supervisor.api_url, ids)
+
+
+def test_programs_started_before_the_database_and_the_node_wait_for_them(
+    tmp_path: Path, settings: Settings, deployment: Deployment
+) -> None:
+    """Started while PostgreSQL and the node are unreachable, no program ends FATAL: the stages wait
+    (with backoff) and the API answers 503; once both are reachable, a purchase goes through."""
+    db_port, rpc_port = free_port(35432), free_port(38645)
+    db = urlsplit(settings.database_url)
+    unreachable_db = db._replace(netloc=f"{db.username}@127.0.0.1:{db_port}").geturl()
+    sup = launch(tmp_path, settings, DATABASE_URL=unreachable_db, RPC_URL=f"http://127.0.0.1:{rpc_port}")
+    try:
+        log = tmp_path / "run" / "logs" / "payment-sender.log"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+            not log.exists() or log.read_text().count("stage_waiting_for_dependencies") < 2
+        ):
+            time.sleep(0.5)
+        assert log.read_text().count("stage_waiting_for_dependencies") >= 2  # tried, and waits on
+        states = sup.states()
+        assert "FATAL" not in states.values(), states
+        assert all(states[stage] == "RUNNING" for stage in STAGES), states  # waiting, not exiting
+        # Now they come up: PostgreSQL and the node become reachable on those ports.
+        with (
+            TcpForward(db_port, db.port or 5432),
+            TcpForward(rpc_port, int(settings.rpc_url.rsplit(":", 1)[1])),
+        ):
+            wait_running(sup, timeout=90)
+            assert set(sup.states().values()) == {"RUNNING"}
+            ids = [purchase(sup.api_url, deployment.token.address, anvil.dev_account(16).key.hex(), 2)]
+            wait_all_minted(sup.api_url, ids, timeout=120)
+            sup.ctl("shutdown")
+            time.sleep(1)
+    finally:
+        sup.ctl("shutdown")

@@ -1,25 +1,32 @@
-"""What the watch of a failed payment decides, from the chain's answers."""
+"""What the watch of a failed payment decides, from the chain's answer at a pinned block."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.settlement.authorizations import AuthorizationState, Outcome
+from shared.chain.history import Pinned
+from shared.settlement.authorizations import Fate, Outcome, PaidBy
 from shared.settlement.late_payments import Verdict, verdict
 
-PAID = Outcome(AuthorizationState.PAID, "0x" + "ab" * 32, "0x" + "cd" * 20, 7)
+PAID_BY = PaidBy("0x" + "ab" * 32, 7, 3)
+
+
+def at(timestamp: int, fate: Fate) -> Outcome:
+    return Outcome(fate, Pinned(42, timestamp), PAID_BY if fate is Fate.PAID else None)
 
 
 @pytest.mark.parametrize(
-    ("used", "outcome", "chain_time", "expected"),
+    ("outcome", "expected"),
     [
-        (False, None, 99, Verdict.KEEP),  # unused and still valid: someone may still submit it
-        (False, None, 100, Verdict.END),  # validBefore reached unused: it can never pay
-        (True, PAID, 500, Verdict.REVIVE),  # the money arrived after all (even after validBefore)
-        (True, Outcome(AuthorizationState.CANCELED), 50, Verdict.END),
-        (True, Outcome(AuthorizationState.UNKNOWN), 50, Verdict.KEEP),  # used, settlement not found yet
-        (True, None, 50, Verdict.KEEP),
+        (at(99, Fate.UNUSED), Verdict.KEEP),  # unused and still valid: someone may still submit it
+        (at(100, Fate.UNUSED), Verdict.END),  # validBefore reached unused: it can never pay
+        (at(500, Fate.PAID), Verdict.PAID),  # its own transfer paid after all (seen after validBefore too)
+        (at(50, Fate.PAID), Verdict.PAID),
+        (at(50, Fate.CANCELED), Verdict.END),
+        (at(50, Fate.USED_ELSEWHERE), Verdict.END),  # its nonce went to another authorization
+        (at(50, Fate.UNDETERMINED), Verdict.KEEP),  # used, how not known yet, and it could still run
+        (at(100, Fate.UNDETERMINED), Verdict.REVIEW),  # its window closed, still not known: an operator
     ],
 )
-def test_verdict(used: bool, outcome: Outcome | None, chain_time: int, expected: Verdict) -> None:
-    assert verdict(used, outcome, chain_time=chain_time, valid_before=100) is expected
+def test_verdict(outcome: Outcome, expected: Verdict) -> None:
+    assert verdict(outcome, valid_before=100) is expected

@@ -187,6 +187,16 @@ def test_expires_within_the_settle_margin() -> None:
     assert f"expires in {MARGIN - 1}s, less than the {MARGIN}s needed to settle" in rejected.message
 
 
+def test_valid_for_longer_than_advertised() -> None:
+    """validBefore is capped (maxTimeoutSeconds plus skew): such an authorization is settled, then
+    forgotten, for good (an archived one replayed is refused as expired)."""
+    verify_exact_payment(payment(valid_before=NOW + 360), **TERMS, max_valid_for=360)
+    rejected = rejection(payment(valid_before=NOW + 361), max_valid_for=360)
+    assert rejected.reason == "invalid_exact_evm_payload_authorization_valid_before"
+    assert "valid for 361s; at most 360s is accepted" in rejected.message
+    verify_exact_payment(payment(valid_before=NOW + 10**9), **TERMS)  # no cap given: none applied
+
+
 def test_cheap_checks_are_reported_before_the_signature() -> None:
     rejected = rejection(payment(key=OTHER_KEY, value=AMOUNT + 1))
     assert rejected.reason == "invalid_exact_evm_payload_authorization_value_mismatch"
