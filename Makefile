@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install demo stop test lint unit integration chaos bench clean
+.PHONY: install demo stop test lint unit integration chaos adversary bench clean
 
 install: $(VENV)/.installed node_modules/.installed .dev/.postgres-binaries
 
@@ -57,6 +57,10 @@ clean: stop
 # A longer chaos run than the suite's (sized by CHAOS_PAYMENTS, default 1000 here).
 chaos: install
 	CHAOS_PAYMENTS=$${CHAOS_PAYMENTS:-1000} $(BIN)/pytest tests/integration/test_chaos.py -s -p no:cacheprovider
+
+# A longer adversarial run than the suite's (sized by ADVERSARY_STEPS, default 600 here).
+adversary: install
+	ADVERSARY_STEPS=$${ADVERSARY_STEPS:-600} $(BIN)/pytest tests/integration/test_adversary.py -s -p no:cacheprovider
 
 # Benchmarks against the running dev environment (started if needed). Figures, not tests.
 bench: install

@@ -1,6 +1,7 @@
-"""Chaos: payments keep arriving while every stage (two processes each) is SIGKILLed at random and
-restarted, a share of RPC traffic is dropped or delayed, and the database restarts. Once the faults
-stop, every payment must finish, and the money invariants must hold to the unit.
+"""Chaos: payments keep arriving while every stage (two processes each, under the real
+supervisord.conf) is SIGKILLed at random, a share of RPC traffic is dropped or delayed, and the
+database restarts. supervisord alone restarts what is killed: once the faults stop, every program must
+be RUNNING by itself, every payment must finish, and the money invariants must hold to the unit.
 
 Size: CHAOS_PAYMENTS (default 200; the closing figures come from a run with 1000)."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -30,15 +32,15 @@ from shared.chain.contracts import load_artifact
 from shared.config import Settings
 from shared.db.migrations import migrate
 from tests.integration.conftest import CHAIN_ID, Chain, Deployment, scratch_database
-from tests.integration.faults import FaultyProxy, WorkerProcess
+from tests.integration.faults import FaultyProxy
 from tests.integration.stages import query
+from tests.integration.supervision import STAGES, launch, wait_running
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 PAYMENTS = int(os.environ.get("CHAOS_PAYMENTS", "200"))
 SEED = int(os.environ.get("CHAOS_SEED", "402"))
 # Submissions are spread over at least ~15 s, so the pipeline works under fire the whole time.
 SUBMIT_GAP = max(0.015, 15 / PAYMENTS)
-STAGES = ("payment-sender", "confirmer", "mint-sender")
 COPIES = 2
 FUNDED, UNFUNDED = 18, 2
 
@@ -72,7 +74,13 @@ def database_fault(pg_server: str, database_url: str) -> str:
 
 
 def test_chaos(
-    settings: Settings, devchain: Chain, deployment: Deployment, pg_server: str, chaos_db: str, tmp_path: Path
+    settings: Settings,
+    devchain: Chain,
+    deployment: Deployment,
+    pg_server: str,
+    chaos_db: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     rng = random.Random(SEED)
     w3 = devchain.w3
@@ -110,32 +118,26 @@ def test_chaos(
             orders.append((quantity, sign_payment(offers[quantity], buyer.key.hex(), chain_id=CHAIN_ID)))
 
         proxy = FaultyProxy(free_port(38545), int(devchain.rpc_url.rsplit(":", 1)[1]), seed=SEED).start()
-        env = {
-            **os.environ,
-            "X402_ENV_FILE": "/dev/null",
-            "DATABASE_URL": chaos_db,
-            "RPC_URL": f"http://127.0.0.1:{proxy.port}",
-            "CHAIN_ID": str(CHAIN_ID),
-            "PAYMENT_RELAYER_KEYS": ",".join(k.key.hex() for k in payment_pool),
-            "MINT_RELAYER_KEYS": ",".join(k.key.hex() for k in mint_pool),
-            "PAYMENT_POLL_INTERVAL": "0.5",
-            "CONFIRM_POLL_INTERVAL": "0.5",
-            "MINT_POLL_INTERVAL": "0.5",
-            "LEASE_SECONDS": "5",
-            "REBROADCAST_AFTER_SECONDS": "2",
-            "STUCK_AFTER_SECONDS": "20",
-            "RPC_TIMEOUT_SECONDS": "3",
-            "RETRY_CAP_SECONDS": "2",
-            "DRAIN_SECONDS": "5",
-            "LOG_FORMAT": "json",
-        }
-        workers = [
-            WorkerProcess(stage, env, tmp_path / f"{stage}-{n}.log")
-            for stage in STAGES
-            for n in range(COPIES)
-        ]
-        for worker in workers:
-            worker.start()
+        # The stages run under the real supervisord.conf, two processes each (numprocs): killed, they
+        # are restarted by supervisord alone.
+        sup = launch(
+            tmp_path,
+            cfg,
+            copies=COPIES,
+            RPC_URL=f"http://127.0.0.1:{proxy.port}",
+            PAYMENT_RELAYER_KEYS=",".join(k.key.hex() for k in payment_pool),
+            MINT_RELAYER_KEYS=",".join(k.key.hex() for k in mint_pool),
+            LEASE_SECONDS="5",
+            REBROADCAST_AFTER_SECONDS="2",
+            STUCK_AFTER_SECONDS="20",
+            RPC_TIMEOUT_SECONDS="3",
+            RETRY_CAP_SECONDS="2",
+            DRAIN_SECONDS="5",
+            LOG_FORMAT="json",
+        )
+        request.addfinalizer(lambda: sup.ctl("shutdown"))
+        wait_running(sup)
+        kills = 0
 
         accepted: list[str] = []
         submit_errors: dict[int, int] = {}
@@ -173,20 +175,25 @@ def test_chaos(
 
         while submitter.is_alive() or time.monotonic() - chaos_started < 15 or settling():
             time.sleep(rng.uniform(0.5, 2.0))
-            victim = rng.choice(workers)
-            victim.kill()
+            stage_pids = {name: pid for name, pid in sup.pids().items() if name.split(":")[0] in STAGES}
+            if stage_pids:
+                os.kill(stage_pids[rng.choice(sorted(stage_pids))], signal.SIGKILL)
+                kills += 1
             if not db_faults and time.monotonic() - chaos_started > 5:
                 db_faults.append(database_fault(pg_server, chaos_db))
-            time.sleep(rng.uniform(0, 0.3))
-            victim.start()
         submitter.join(120)
         chaos_seconds = time.monotonic() - chaos_started
 
         proxy.fail_rate = proxy.delay_rate = 0.0
         faults_stopped = time.monotonic()
-        for worker in workers:
-            if not worker.alive():
-                worker.start()
+        # Nobody restarts anything: every program must be RUNNING again by itself (never FATAL).
+        running_deadline = faults_stopped + 60
+        while set(sup.states().values()) != {"RUNNING"} and time.monotonic() < running_deadline:
+            assert "FATAL" not in sup.states().values(), sup.states()
+            time.sleep(0.5)
+        states = sup.states()
+        assert set(states.values()) == {"RUNNING"}, states
+        assert len([name for name in states if name.split(":")[0] in STAGES]) == COPIES * len(STAGES)
         deadline = faults_stopped + 240
 
         def open_items() -> int:
@@ -200,8 +207,7 @@ def test_chaos(
         while open_items() and time.monotonic() < deadline:
             time.sleep(0.5)
         drain_seconds = time.monotonic() - faults_stopped
-        for worker in workers:
-            worker.stop()
+        sup.ctl("shutdown")
         proxy.stop()
 
     # ---- invariants -------------------------------------------------------------------------------
@@ -241,8 +247,9 @@ def test_chaos(
         "completed": len(completed),
         "failed_unfunded": len(failed),
         "mints": sum(p["quantity"] for p in completed),
-        "worker_processes": len(workers),
-        "sigkills": sum(w.kills for w in workers),
+        "stage_processes": COPIES * len(STAGES),
+        "sigkills": kills,
+        "programs_running_by_themselves_after_faults": sorted(states),
         "rpc_connections": proxy.stats.connections,
         "rpc_requests": proxy.stats.requests,
         "rpc_requests_while_faulty": proxy.stats.requests_under_faults,

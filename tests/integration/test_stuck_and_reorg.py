@@ -9,10 +9,13 @@ from dataclasses import replace
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import create_app
+from cli.buyer import sign_payment
 from cli.devnet import anvil
 from shared.config import Settings
-from tests.integration.conftest import Chain, Deployment
-from tests.integration.helpers import buy
+from shared.settlement.unmined import EXPIRED_UNMINED
+from tests.integration.conftest import CHAIN_ID, Chain, Deployment
+from tests.integration.helpers import ask_price, buy
 from tests.integration.stages import Stages, attempts, chain_tx, finished, payment, query, rpc
 
 pytestmark = pytest.mark.chain
@@ -104,5 +107,50 @@ def test_reorg_before_depth_rebroadcasts_and_mints_nothing_early(
         row = payment(settings, payment_id)
         assert row["state"] == "completed" and row["minted"] == 2
         assert chain_tx(settings, chain_tx_id)["broadcast_count"] >= 2
+    finally:
+        stages.close()
+
+
+def test_an_authorization_that_expires_in_our_unmined_transaction_fails_its_payment(
+    settings: Settings, devchain: Chain, deployment: Deployment, manual_mining: None
+) -> None:
+    """Our transaction is never mined (dropped, and it stays dropped) while the authorization it carries
+    expires: nothing may wait for it forever. Once the chain's time at depth is past validBefore with
+    the authorization unused, the payment fails for good (supply back), and the transaction, left with
+    nothing to pay, is cancelled."""
+    quick = replace(settings, settle_margin_seconds=1, rebroadcast_after_seconds=0.5)
+    token = deployment.token.address
+    with TestClient(create_app(quick)) as client:
+        valid_before = int(time.time()) + 4
+        header = sign_payment(
+            ask_price(client, token, 2), BUYER.key.hex(), chain_id=CHAIN_ID, valid_before=valid_before
+        )
+        reply = client.post(f"/api/mint/{token}", json={"quantity": 2}, headers={"X-PAYMENT": header})
+        assert reply.status_code == 202, reply.text
+        payment_id = reply.json()["paymentQueueId"]
+    stages = Stages(quick)
+    try:
+        stages.payment.run_once()
+        sent = payment(quick, payment_id)
+        assert sent["state"] == "sent"
+        rpc(devchain.w3, "anvil_dropTransaction", sent["tx_hash"])  # it will never be mined
+        while time.time() <= valid_before + 1:
+            time.sleep(0.2)
+        rpc(devchain.w3, "evm_mine")  # the chain's time passes validBefore, the authorization unused
+        stages.payment.run_once()  # its upkeep looks at our unmined transactions
+
+        row = payment(quick, payment_id)
+        assert row["state"] == "failed" and row["error"] == EXPIRED_UNMINED
+        assert row["watch_until"] is None and not row["supply_reserved"]
+        assert chain_tx(quick, sent["chain_tx_id"])["cancel_reason"] is not None
+
+        rpc(devchain.w3, "evm_setAutomine", True)
+
+        def cancelled() -> bool:
+            rpc(devchain.w3, "evm_mine")
+            return bool(chain_tx(quick, sent["chain_tx_id"])["status"] == "cancelled")
+
+        stages.run_until(cancelled)  # its nonce is filled by the cancellation, never left as a gap
+        assert payment(quick, payment_id)["state"] == "failed"
     finally:
         stages.close()
