@@ -306,6 +306,7 @@ def check_invariants(
         "orders_signed": len(adversary.orders),
         "orders_refused_at_ingress": Counter(o.answer for o in adversary.orders if o.payment_id is None),
         "refused_but_run_by_strangers": len(refused),
+        "failed_why": Counter(str(p["error"]).split(":")[0][:40] for p in payments if p["state"] == "failed"),
         "mints": sum(p["quantity"] for p in completed),
         "usdc_received": received,
         "plain_transfers": len(adversary.plain_transfers),
