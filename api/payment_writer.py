@@ -169,12 +169,19 @@ class PaymentWriter:
                 return [await _insert_one(conn, payments[0])]
             cursor = await conn.execute(q("accept_payments"), batch_params(payments))
             rows = await cursor.fetchall()
-        if [row["ord"] for row in rows] != list(range(1, len(payments) + 1)):
-            raise RuntimeError("accept_payments did not answer for every payment")
-        return [
-            WriteResult(row["outcome"], None if row["payment_id"] is None else str(row["payment_id"]))
-            for row in rows
-        ]
+            if [row["ord"] for row in rows] != list(range(1, len(payments) + 1)):
+                raise RuntimeError("accept_payments did not answer for every payment")
+            results = []
+            for payment, row in zip(payments, rows, strict=True):
+                if row["outcome"] == "duplicate" and row["payment_id"] is None:  # archived (0012)
+                    results.append(await _duplicate_of(conn, payment))
+                else:
+                    results.append(
+                        WriteResult(
+                            row["outcome"], None if row["payment_id"] is None else str(row["payment_id"])
+                        )
+                    )
+        return results
 
 
 async def _insert_one(conn: Any, payment: NewPayment) -> WriteResult:
@@ -191,5 +198,10 @@ async def _insert_one(conn: Any, payment: NewPayment) -> WriteResult:
         raise
     if row is not None:
         return WriteResult("accepted", str(row["id"]))
-    existing = await (await conn.execute(q("payment_id_for_authorization"), params)).fetchone()
+    return await _duplicate_of(conn, payment)
+
+
+async def _duplicate_of(conn: Any, payment: NewPayment) -> WriteResult:
+    """A payment not inserted because its authorization already has one (live, or archived)."""
+    existing = await (await conn.execute(q("payment_id_for_authorization"), asdict(payment))).fetchone()
     return WriteResult("duplicate", None if existing is None else str(existing["id"]))

@@ -186,8 +186,7 @@ def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: 
             anvil.DEPLOYER,
         )
         mints = [
-            gas_used(minter.functions.mint(holder, purchase + bytes([i])), anvil.DEPLOYER)
-            for i in range(10)
+            gas_used(minter.functions.mint(holder, purchase + bytes([i])), anvil.DEPLOYER) for i in range(10)
         ]
     finally:
         w3.provider.make_request("evm_revert", [snapshot])

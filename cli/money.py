@@ -26,6 +26,9 @@ def resolve(
     payment_id: str = typer.Argument(..., help="A payment in needs_review."),
     paid_by: str = typer.Option("", "--paid-by", help="The transaction that carries its own transfer."),
     not_paid: bool = typer.Option(False, "--not-paid", help="It was not paid: fail it."),
+    force: bool = typer.Option(
+        False, "--force", help="With --not-paid: even though the node cannot search far enough to say."
+    ),
 ) -> None:
     """Decide a payment the stages could not (needs_review): paid by a transaction (it completes with
     its mints, or is owed a refund if sold out), or not paid (it fails). Refused if the chain disagrees."""
@@ -39,7 +42,7 @@ def resolve(
         status = (
             review.resolve_paid_by(runtime, key, paid_by.lower())
             if paid_by
-            else review.resolve_not_paid(runtime, key)
+            else review.resolve_not_paid(runtime, key, force=force)
         )
     except review.Refused as exc:
         typer.echo(f"refused: {exc}", err=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import typer
 from psycopg.rows import dict_row
@@ -30,6 +32,27 @@ def token_add(
         f"registered {terms['symbol']} at {terms['address']}: price {terms['price_per_mint']} "
         f"(asset {terms['asset']}), {terms['mint_amount']} per mint, max {terms['max_mint_count']}"
     )
+    for warning in refund_warnings(chain.connect(settings.rpc_url), address, settings.refund_keys):
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def refund_warnings(w3: Any, address: str, keys: tuple[str, ...]) -> list[str]:
+    """What would keep refunds of this token from going out (an older MintToken without refund(), or
+    refund keys without REFUNDER_ROLE)."""
+    from web3 import Web3
+
+    from shared.chain.contracts import load_artifact
+
+    token = w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact("MintToken").abi)
+    try:
+        role = token.functions.REFUNDER_ROLE().call()
+    except Exception:
+        return ["this MintToken has no refund(): money owed for it cannot be refunded on chain"]
+    return [
+        f"refund key {account.address} lacks REFUNDER_ROLE: grant it, or refunds of this token fail"
+        for account in (chain.relayer(key) for key in keys)
+        if not token.functions.hasRole(role, account.address).call()
+    ]
 
 
 @token_app.command("list")

@@ -226,6 +226,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_search=SearchLimits(
             chunk_blocks=_positive(e, "LOG_SEARCH_CHUNK_BLOCKS", 2_000),
             max_blocks=_positive(e, "LOG_SEARCH_MAX_BLOCKS", 1_000_000),
+            longest_validity=_int(e, "MAX_TIMEOUT_SECONDS", 300) + _int(e, "CLOCK_SKEW_SECONDS", 60),
         ),
         payment_review_attempts=_positive(e, "PAYMENT_REVIEW_ATTEMPTS", 10),
         retry_base_seconds=_float(e, "RETRY_BASE_SECONDS", 0.5),

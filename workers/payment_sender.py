@@ -26,11 +26,11 @@ from psycopg import Connection
 
 from shared import chain
 from shared.chain import Fees, history
-from shared.chain.reverts import AUTHORIZATION_USED, EXPIRED
 from shared.db.queries import q
 from shared.runtime import Runtime
 from shared.settlement import late_payments, payment_calls, payments, unmined
-from shared.settlement.authorizations import Fate, Outcome, fate, payment_terms
+from shared.settlement.authorizations import Outcome, fate, payment_terms
+from shared.settlement.payment_calls import Next
 from shared.settlement.payments import Guard
 from shared.txs.broadcaster import Outgoing
 from shared.txs.relayer import Relayer
@@ -62,8 +62,7 @@ class PaymentSender(SenderStage):
         verdicts = payment_calls.preflight(self.rt.w3, relayer.address, calls, self.aggregator)
         sendable: dict[Any, tuple[str, bytes]] = {}
         deferred: dict[Any, str] = {}
-        failures: dict[Any, tuple[str, bool]] = {}  # reason, and whether to watch it
-        used: list[dict[str, Any]] = []
+        refused: dict[Any, str] = {}
         for row in rows:
             verdict = verdicts[row["id"]]
             if verdict is None:
@@ -72,48 +71,56 @@ class PaymentSender(SenderStage):
                 deferred[row["id"]] = verdict.error
             elif is_transient(verdict):
                 deferred[row["id"]] = verdict
-            elif AUTHORIZATION_USED in verdict:
-                used.append(row)
             else:
-                failures[row["id"]] = (verdict, EXPIRED not in verdict)
-        outcomes = self._fates(used, deferred)
+                refused[row["id"]] = verdict
+        outcomes = self._fates([r for r in rows if r["id"] in refused], deferred)
         fees = chain.quote_fees(self.rt.w3) if sendable else None
         if fees is not None:
             relayer.ensure_gas_money(len(sendable), self.settings.payment_gas_limit, fees)
         attempts = {r["id"]: int(r["attempts"]) for r in rows}
-        guard = functools.partial(Guard, "processing", claim_token)
+        valid_before = {r["id"]: int(r["valid_before"]) for r in rows}
+        guard = Guard("processing", claim_token)
         with self.rt.pool.connection() as conn, conn.transaction():
-            for payment_id, (reason, watch) in failures.items():
-                payments.fail(conn, payment_id, guard(), reason, watch=watch)
-            for payment_id, outcome in outcomes.items():
-                if outcome.fate is Fate.UNUSED:  # used only above the pinned block: wait for depth
-                    deferred[payment_id] = "authorization used in a block not yet deep enough"
-                elif outcome.fate is not Fate.UNDETERMINED:
-                    payments.final(conn, payment_id, guard(), outcome)
-                elif attempts[payment_id] >= self.settings.payment_review_attempts:
-                    payments.review(conn, payment_id, guard(), outcome.detail)
+            for payment_id, reason in refused.items():
+                if payment_id in deferred:  # the chain could not be asked at all: next time
+                    continue
+                outcome = outcomes.get(payment_id)
+                step, why = payment_calls.after_refusal(
+                    reason,
+                    outcome,
+                    valid_before=valid_before[payment_id],
+                    attempts=attempts[payment_id],
+                    review_attempts=self.settings.payment_review_attempts,
+                )
+                if step is Next.FINAL:
+                    assert outcome is not None
+                    payments.final(conn, payment_id, guard, outcome)
+                elif step in (Next.FAIL, Next.FAIL_WATCHED):
+                    payments.fail(conn, payment_id, guard, why, watch=step is Next.FAIL_WATCHED)
+                elif step is Next.REVIEW:
+                    payments.review(conn, payment_id, guard, why)
                 else:
-                    deferred[payment_id] = outcome.detail
+                    deferred[payment_id] = why
             self._record_deferred(conn, claim_token, deferred, attempts)
             sent = self._sign_and_store(conn, relayer, claim_token, sendable, fees)
         relayer.send(sent, "payment_tx_broadcast")
 
-    def _fates(self, used: list[dict[str, Any]], deferred: dict[Any, str]) -> dict[Any, Outcome]:
-        """Where each authorization the pre-flight found used stands, at a block CONFIRMATIONS deep;
-        one the node could not answer for waits (in `deferred`)."""
-        if not used:
+    def _fates(self, refused: list[dict[str, Any]], deferred: dict[Any, str]) -> dict[Any, Outcome]:
+        """Where each refused authorization stands, at one block CONFIRMATIONS deep. Without that block
+        they all wait (in `deferred`); a lookup that fails leaves its payment out (bounded by attempts)."""
+        if not refused:
             return {}
         found: dict[Any, Outcome] = {}
         try:
             at = history.pin(self.rt.w3, self.settings.confirmations)
         except Exception as exc:
-            deferred.update(dict.fromkeys((r["id"] for r in used), f"chain unavailable: {exc}"[:500]))
+            deferred.update(dict.fromkeys((r["id"] for r in refused), f"chain unavailable: {exc}"[:500]))
             return found
-        for row in used:
+        for row in refused:
             try:
                 found[row["id"]] = fate(self.rt.w3, payment_terms(row), at, self.settings.log_search)
             except Exception as exc:
-                deferred[row["id"]] = f"authorization lookup unavailable: {type(exc).__name__}: {exc}"[:500]
+                log.warning("authorization_lookup_failed", payment_id=str(row["id"]), error=str(exc)[:300])
         return found
 
     def _sign_and_store(
@@ -187,8 +194,12 @@ class PaymentSender(SenderStage):
             )
 
     def upkeep(self) -> int:
-        tidied = sum(unmined.tidy(self.rt, relayer.address) for relayer in self.relayers)
-        return tidied + late_payments.watch(self.rt) + super().upkeep()
+        parts = [
+            (f"unmined {r.address}", functools.partial(unmined.tidy, self.rt, r.address))
+            for r in self.relayers
+        ]
+        parts.append(("late payments", functools.partial(late_payments.watch, self.rt)))
+        return self.run_parts(parts) + super().upkeep()
 
 
 def create(runtime: Runtime) -> PaymentSender:

@@ -36,11 +36,16 @@ def timestamp_of(w3: Web3, number: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class SearchLimits:
-    """How far back a log search may go (LOG_SEARCH_MAX_BLOCKS), and how many blocks one eth_getLogs
-    covers when the node will not search the whole range at once (LOG_SEARCH_CHUNK_BLOCKS)."""
+    """How far back a log search may go (LOG_SEARCH_MAX_BLOCKS), how many blocks one eth_getLogs
+    covers when the node will not search the whole range at once (LOG_SEARCH_CHUNK_BLOCKS; halved
+    down to MIN_CHUNK_BLOCKS while the node refuses a chunk), and the longest validity an accepted
+    authorization can have (MAX_TIMEOUT_SECONDS + CLOCK_SKEW_SECONDS): x402 clients sign
+    validBefore = now + maxTimeoutSeconds, so an authorization is not searched for before
+    validBefore minus that."""
 
     chunk_blocks: int = 2_000
     max_blocks: int = 1_000_000
+    longest_validity: int = 360
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,9 @@ class LogSearch:
     logs: list[Any]
     complete: bool
     searched_blocks: int
+
+
+MIN_CHUNK_BLOCKS = 16
 
 
 def search_back(
@@ -66,16 +74,23 @@ def search_back(
 ) -> LogSearch:
     """Logs of `address` matching `topics` in blocks `high`, `high - 1`, … back to the first block
     whose timestamp is at or before `since_time` (timestamps never decrease along the chain), at most
-    `budget` blocks, `chunk` blocks per eth_getLogs. Node errors propagate to the caller."""
+    `budget` blocks, `chunk` blocks per eth_getLogs (halved while the node refuses it). Other node
+    errors propagate to the caller."""
     found: list[Any] = []
     searched = 0
     hi = high
     checksummed = Web3.to_checksum_address(address)
     while hi >= 0 and searched < budget:
         lo = max(0, hi - min(chunk, budget - searched) + 1)
-        logs = w3.eth.get_logs(
-            {"address": checksummed, "fromBlock": lo, "toBlock": hi, "topics": list(topics)}
-        )
+        try:
+            logs = w3.eth.get_logs(
+                {"address": checksummed, "fromBlock": lo, "toBlock": hi, "topics": list(topics)}
+            )
+        except Exception:
+            if chunk <= MIN_CHUNK_BLOCKS:
+                raise
+            chunk = max(MIN_CHUNK_BLOCKS, chunk // 2)  # a node that caps ranges below the chunk
+            continue
         found.extend(sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"]), reverse=True))
         searched += hi - lo + 1
         if (found and stop_at_first) or lo == 0 or timestamp_of(w3, lo) <= since_time:

@@ -138,10 +138,11 @@ def is_used(w3: Web3, terms: Terms, at: Pinned) -> bool:
 
 def fate(w3: Web3, terms: Terms, at: Pinned, limits: SearchLimits, *, used: bool | None = None) -> Outcome:
     """Where the authorization stands as of block `at`. When its nonce is used, the log that used it
-    is searched for from `at` back to the block where the authorization became valid (it cannot have
-    run before): found, its receipt says paid or used elsewhere; not found in that whole window, the
-    nonce went to something else; the window beyond `limits`, undetermined. `used` may be passed
-    when already read at `at`."""
+    is searched for from `at` back to where the authorization could first have run — its validAfter,
+    or validBefore minus the longest validity we accept, whichever is later (see SearchLimits):
+    found, its receipt says paid or used elsewhere; not found in that whole window, the nonce went to
+    something else; the window beyond `limits`, undetermined. `used` may be passed when already
+    read at `at`."""
     if used is None:
         used = is_used(w3, terms, at)
     if not used:
@@ -155,7 +156,7 @@ def fate(w3: Web3, terms: Terms, at: Pinned, limits: SearchLimits, *, used: bool
             Web3.to_hex(terms.nonce),
         ],
         high=at.number,
-        since_time=terms.valid_after,
+        since_time=max(terms.valid_after, terms.valid_before - limits.longest_validity),
         chunk=limits.chunk_blocks,
         budget=limits.max_blocks,
     )

@@ -62,13 +62,14 @@ def watch(rt: Runtime) -> int:
     for p, t, answer in zip(due, terms, answers, strict=True):
         if answer is None:
             continue  # no answer this time: the next look asks again
-        used = int.from_bytes(answer, "big") != 0
-        outcome = fate(rt.w3, t, at, rt.settings.log_search, used=used)
-        decided = verdict(outcome, valid_before=int(p["watch_until"]))
-        if decided is Verdict.KEEP:
-            continue
-        with rt.pool.connection() as conn, conn.transaction():
-            changed += _write(conn, p, outcome, decided)
+        try:
+            outcome = fate(rt.w3, t, at, rt.settings.log_search, used=int.from_bytes(answer, "big") != 0)
+            decided = verdict(outcome, valid_before=int(p["watch_until"]))
+            if decided is not Verdict.KEEP:
+                with rt.pool.connection() as conn, conn.transaction():
+                    changed += _write(conn, p, outcome, decided)
+        except Exception as exc:  # this one waits for its next look; the others go on
+            log.warning("watch_look_failed", payment_id=str(p["id"]), error=str(exc)[:300])
     return changed
 
 

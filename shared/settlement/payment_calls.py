@@ -1,10 +1,11 @@
-"""The `transferWithAuthorization` calls that settle payments: calldata, pre-flight, and packing many
-of them into one Multicall3 transaction."""
+"""The `transferWithAuthorization` calls that settle payments: calldata, pre-flight (and what a
+refused one becomes), and packing many of them into one Multicall3 transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from eth_typing import HexStr
@@ -12,7 +13,8 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from shared.chain import multicall
-from shared.chain.reverts import reason_from_return_data, revert_reason
+from shared.chain.reverts import AUTHORIZATION_USED, EXPIRED, reason_from_return_data, revert_reason
+from shared.settlement.authorizations import Fate, Outcome
 
 # Gas for the aggregate3 frame itself, on top of each call's own limit.
 AGGREGATE_GAS_BASE = 40_000
@@ -119,3 +121,36 @@ def _single(w3: Web3, sender: str, to: str, data: bytes) -> Preflight:
     except Exception as exc:  # the node did not answer for this one: it waits, the others go on
         return Unavailable(f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500])
     return None
+
+
+class Next(StrEnum):
+    """What a payment whose pre-flight was refused becomes."""
+
+    WAIT = "wait"  # look again after a backoff: the chain may still change its answer
+    FAIL = "fail"  # failed for good: this authorization can never move the money
+    FAIL_WATCHED = "fail_watched"  # failed, but watched until validBefore: it may still be paid
+    FINAL = "final"  # the chain's outcome is final (paid, used elsewhere, cancelled): write it
+    REVIEW = "review"  # used, but how stayed unknown look after look: an operator decides
+
+
+def after_refusal(
+    reason: str, outcome: Outcome | None, *, valid_before: int, attempts: int, review_attempts: int
+) -> tuple[Next, str]:
+    """A refusal (a revert reason at the head) is never a verdict by itself: where the authorization
+    stands at a block CONFIRMATIONS deep decides (`outcome`; None when that lookup failed). An expired
+    authorization may well have been used — and paid — before it expired; one used at the head may not
+    be used at depth yet. Pure."""
+    if outcome is None or outcome.fate is Fate.UNDETERMINED:
+        why = (
+            outcome.detail if outcome is not None else f"the authorization could not be looked up ({reason})"
+        )
+        return (Next.REVIEW, why) if attempts >= review_attempts else (Next.WAIT, why)
+    if outcome.fate is not Fate.UNUSED:
+        return Next.FINAL, outcome.fate.value
+    if AUTHORIZATION_USED in reason:
+        return Next.WAIT, "authorization used in a block not yet deep enough"
+    if outcome.at.timestamp >= valid_before:
+        return Next.FAIL, "authorization_expired: it expired unused"
+    if EXPIRED in reason:
+        return Next.WAIT, "authorization expired at the head, not yet at depth"
+    return Next.FAIL_WATCHED, reason

@@ -4,8 +4,9 @@ contradict what the chain shows.
 
 - resolve --paid-by TX: TX (at least CONFIRMATIONS deep, on the canonical chain) must carry the
   payment's own transfer; the payment completes with its mints (or is owed a refund when sold out).
-- resolve --not-paid: refused when the chain shows its own transfer; otherwise it fails (watched while
-  its authorization could still be used).
+- resolve --not-paid: refused when the chain shows its own transfer (and, without --force, when it
+  still cannot be searched far enough to say); otherwise it fails (watched while its authorization
+  could still be used).
 - refund: a refund_owed payment's money goes back (MintToken.refund, sent by refund-sender); a payment
   under review whose own transfer the chain shows may be refunded instead of minted.
 """
@@ -81,8 +82,9 @@ def _own_transfer_in(rt: Runtime, p: dict[str, Any], tx_hash: str) -> PaidBy:
     return PaidBy("0x" + bytes(receipt["transactionHash"]).hex(), block, index)
 
 
-def resolve_not_paid(rt: Runtime, payment_id: Any) -> str:
-    """The payment was not paid: refused if the chain shows its own transfer; else failed. New status."""
+def resolve_not_paid(rt: Runtime, payment_id: Any, *, force: bool = False) -> str:
+    """The payment was not paid: refused if the chain shows its own transfer, or (without `force`)
+    if the chain still cannot be searched far enough to say; else failed. New status."""
     p = _payment(rt, payment_id)
     _under_review(p)
     at = history.pin(rt.w3, rt.settings.confirmations)
@@ -90,6 +92,11 @@ def resolve_not_paid(rt: Runtime, payment_id: Any) -> str:
     if outcome.fate is Fate.PAID:
         assert outcome.paid_by is not None
         raise Refused(f"the chain shows it paid by {outcome.paid_by.tx_hash}: use --paid-by")
+    if outcome.fate is Fate.UNDETERMINED and not force:
+        raise Refused(
+            f"the chain cannot say whether it was paid ({outcome.detail}); if you checked it yourself"
+            " (an archive node, an explorer), add --force"
+        )
     still_valid = outcome.fate is Fate.UNUSED and at.timestamp < int(p["valid_before"])
     reason = _not_paid_reason(outcome)
     with rt.pool.connection() as conn, conn.transaction():

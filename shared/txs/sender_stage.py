@@ -4,7 +4,7 @@ claim → process → (on error) release-with-backoff cycle over leased rows."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -76,7 +76,18 @@ class SenderStage:
 
     def upkeep(self) -> int:
         """Each key fills its nonce gaps and re-signs its stuck transactions with bumped fees."""
-        return sum(relayer.upkeep() for relayer in self.relayers)
+        return self.run_parts([(f"relayer {r.address}", r.upkeep) for r in self.relayers])
+
+    def run_parts(self, parts: Sequence[tuple[str, Callable[[], int]]]) -> int:
+        """Run each part of the upkeep; one that fails (an RPC error) is logged and tried again next
+        round, and never keeps the others from running."""
+        done = 0
+        for name, part in parts:
+            try:
+                done += part()
+            except Exception as exc:
+                log.warning("upkeep_failed", stage=self.name, part=name, error=str(exc)[:300])
+        return done
 
     def release(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, exc: Exception) -> None:
         delay = retry_delay(

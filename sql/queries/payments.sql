@@ -20,7 +20,11 @@ ON CONFLICT ON CONSTRAINT payment_queue_one_per_authorization DO NOTHING
 RETURNING id;
 
 -- name: payment_id_for_authorization
-SELECT id FROM payment_queue WHERE asset = %(asset)s AND payer = %(payer)s AND nonce = %(nonce)s;
+-- The payment that holds this authorization, live or archived (0012).
+SELECT id FROM payment_queue WHERE asset = %(asset)s AND payer = %(payer)s AND nonce = %(nonce)s
+UNION ALL
+SELECT payment_id FROM archived_authorizations WHERE asset = %(asset)s AND payer = %(payer)s AND nonce = %(nonce)s
+LIMIT 1;
 
 -- name: claim_payments
 -- payment-sender: pending payments, and processing ones whose claimer's lease ran out.

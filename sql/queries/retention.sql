@@ -5,7 +5,8 @@
 -- with a failed mint is paid-not-minted), a failed one only when its watch is over (0008), and
 -- needs_review / refund_owed never. And only once its authorization expired: its (asset, payer,
 -- nonce) key leaves the live table with it, and a replay of its header is then refused as expired
--- (the ingress caps validBefore), so no authorization can buy twice. Rows are copied by column name.
+-- (the ingress caps validBefore); its key stays in archived_authorizations (0012), so no new payment
+-- can carry the same authorization either. Rows are copied by column name.
 WITH done AS (
     SELECT p.id FROM payment_queue p
      WHERE p.status IN ('completed', 'failed', 'refunded')
@@ -26,6 +27,11 @@ WITH done AS (
 ), moved AS (
     DELETE FROM payment_queue p USING done WHERE p.id = done.id
     RETURNING p.*
+), kept_keys AS (  -- the authorization stays used for good (0012)
+    INSERT INTO archived_authorizations (asset, payer, nonce, payment_id)
+    SELECT asset, payer, nonce, id FROM moved
+    ON CONFLICT DO NOTHING
+    RETURNING 1
 )
 INSERT INTO payment_queue_archive
 SELECT r.* FROM moved p,

@@ -119,6 +119,12 @@ def test_an_archived_authorization_replayed_buys_nothing(
         assert replay.json()["reason"] == "invalid_exact_evm_payload_authorization_valid_before"
         nonce = decode_payment_header(header).authorization.nonce
         assert query(quick, "SELECT 1 FROM payment_queue WHERE nonce = %s", "0x" + nonce.hex()) == []
+        # Nor does a new authorization that reuses the nonce (its old Transfer would "pay" it again).
+        resigned = sign_payment(ask_price(client, token, 1), key, chain_id=CHAIN_ID, nonce=nonce)
+        again = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": resigned})
+        assert again.status_code == 409, again.text
+        assert again.json()["reason"] == "nonce_already_used" and again.json()["paymentQueueId"] == paid
+        assert query(quick, "SELECT 1 FROM payment_queue WHERE nonce = %s", "0x" + nonce.hex()) == []
         assert client.get(f"/api/payment/{paid}").json()["status"] == "completed"  # answered from the archive
 
 

@@ -176,6 +176,11 @@ def test_a_nonce_burned_beyond_the_search_is_resolved_not_paid(
 
     refused = operator.invoke(app, ["resolve", payment_id, "--paid-by", burned])
     assert refused.exit_code == 1 and "does not carry this payment's own transfer" in refused.output
+    # On a node that cannot search far enough either, "not paid" is the operator's word only with --force.
+    short = {"RPC_URL": short_sighted.rpc_url, "LOG_SEARCH_MAX_BLOCKS": "10", "LOG_SEARCH_CHUNK_BLOCKS": "5"}
+    refused = operator.invoke(app, ["resolve", payment_id, "--not-paid"], env=short)
+    assert refused.exit_code == 1 and "add --force" in refused.output
+    assert payment(settings, payment_id)["state"] == "needs_review"
     done = operator.invoke(app, ["resolve", payment_id, "--not-paid"])
     assert done.exit_code == 0 and "is now failed" in done.output, done.output
     row = payment(settings, payment_id)

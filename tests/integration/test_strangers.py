@@ -5,6 +5,7 @@ is paid only by its own transfer, and a nonce used by something else fails its p
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 
 import pytest
@@ -13,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from starlette.testclient import TestClient
 from web3 import Web3
 
+from api.app import create_app
 from cli.buyer import sign_payment
 from cli.devnet import anvil, deploy
 from shared.chain.contracts import load_artifact
@@ -192,3 +194,39 @@ def test_a_strangers_paying_transaction_replaced_in_a_reorg_is_followed(
         stages.close()
     row = payment(deep, payment_id)
     assert row["state"] == "completed" and row["minted"] == 1 and row["tx_hash"] == t2
+
+
+def test_a_payment_paid_by_a_stranger_then_expired_is_completed_not_failed(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    """FiatToken checks expiry before use, so a used authorization that has since expired pre-flights
+    as "expired". A stranger pays A (not yet CONFIRMATIONS deep: payment-sender waits); A's validBefore
+    passes; at the next look the head says "expired" — and the chain at depth says paid: it completes."""
+    quick = replace(settings, confirmations=3, settle_margin_seconds=1)
+    token = deployment.token.address
+    buyer, them = funded(devchain, deployment, 10 * PRICE), stranger(devchain, deployment)
+    with TestClient(create_app(quick)) as quick_client:
+        valid_before = int(time.time()) + 4
+        header = sign_payment(
+            ask_price(quick_client, token, 1), buyer.key.hex(), chain_id=CHAIN_ID, valid_before=valid_before
+        )
+        payment_id = post(quick_client, token, header)
+    paid = them.submit(Signed.from_header(header))
+    assert them.receipt(paid)["status"] == 1
+    stages = Stages(quick)
+    try:
+        stages.payment.run_once()  # used at the head, not at depth: it waits
+        assert payment(quick, payment_id)["state"] == "pending"
+        while time.time() <= valid_before + 1:
+            time.sleep(0.2)
+        query(quick, "UPDATE payment_queue SET locked_until = NULL WHERE id = %s RETURNING id", payment_id)
+
+        def settled() -> bool:
+            rpc(devchain.w3, "evm_mine")
+            return finished(quick, payment_id)
+
+        stages.run_until(settled)
+    finally:
+        stages.close()
+    row = payment(quick, payment_id)
+    assert row["state"] == "completed" and row["minted"] == 1 and row["tx_hash"] == paid
