@@ -22,8 +22,10 @@ from shared.x402 import (
     ExactEvmPayment,
     PaymentRejected,
     accepted_terms,
+    wallets,
 )
 from shared.x402.eip3009 import Eip712Domain, SignatureError, recover_signer, transfer_digest
+from shared.x402.wallets import Signer
 
 __all__ = ["verify_exact_payment"]
 
@@ -86,7 +88,9 @@ def verify_exact_payment(
     ``asset`` (default: the domain's verifying contract), ``pay_to`` and ``amount`` too.
 
     The cheap field checks run first and the signature (about 50 µs of EC recovery) last; each
-    failure has its own reason, so the order only decides which of several defects is reported.
+    failure has its own reason, so the order only decides which of several defects is reported. A
+    smart-contract wallet's signature (ERC-1271, or ERC-6492 for a wallet not deployed yet; see
+    shared/x402/wallets.py) is accepted by its shape: only the chain can check it.
     ``validBefore`` must leave ``settle_margin`` seconds to get the transfer mined, and be at most
     ``max_valid_for`` seconds ahead (the advertised maxTimeoutSeconds plus clock skew): an
     authorization that expires soon can be settled, and then forgotten, for good.
@@ -134,6 +138,12 @@ def verify_exact_payment(
             f"authorization is valid for {auth.valid_before - now}s; at most {max_valid_for}s is accepted"
             " (maxTimeoutSeconds plus clock skew): sign a validBefore of now + maxTimeoutSeconds",
         )
+    try:
+        wallet = wallets.parse(payment.signature)
+    except wallets.WalletSignatureError as exc:
+        raise _reject(INVALID_SIGNATURE, str(exc)) from None
+    if wallet.signer is not Signer.EOA:
+        return  # a contract wallet's signature is checked on chain: payment-sender's pre-flight decides
     try:
         signer = recover_signer(transfer_digest(domain, auth), payment.signature)
     except SignatureError as exc:

@@ -26,6 +26,8 @@ const NODE_MODULES = path.join(REPO_ROOT, "node_modules");
 const CONTRACTS = [
   { source: "contracts/src/TestUSDC.sol", name: "TestUSDC" },
   { source: "contracts/src/MintToken.sol", name: "MintToken" },
+  { source: "contracts/src/TestWallet.sol", name: "TestWallet" },
+  { source: "contracts/src/TestWallet.sol", name: "TestWalletFactory" },
 ];
 
 const SETTINGS = {

@@ -30,7 +30,7 @@ from shared.db.queries import q
 from shared.runtime import Runtime
 from shared.settlement import late_payments, payment_calls, payments, unmined
 from shared.settlement.authorizations import Outcome, fate, payment_terms
-from shared.settlement.payment_calls import Next
+from shared.settlement.payment_calls import Call, Next
 from shared.settlement.payments import Guard
 from shared.txs.broadcaster import Outgoing
 from shared.txs.relayer import Relayer
@@ -58,9 +58,10 @@ class PaymentSender(SenderStage):
         self.aggregator = runtime.settings.payment_aggregator
 
     def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, relayer: Relayer) -> None:
-        calls = {r["id"]: (r["asset"], payment_calls.transfer_calldata(self.usdc_abi, r)) for r in rows}
+        gas = self.settings.payment_gas_limit
+        calls = {r["id"]: payment_calls.calls_for(self.usdc_abi, r, gas=gas) for r in rows}
         verdicts = payment_calls.preflight(self.rt.w3, relayer.address, calls, self.aggregator)
-        sendable: dict[Any, tuple[str, bytes]] = {}
+        sendable: dict[Any, list[Call]] = {}
         deferred: dict[Any, str] = {}
         refused: dict[Any, str] = {}
         for row in rows:
@@ -77,6 +78,7 @@ class PaymentSender(SenderStage):
         fees = chain.quote_fees(self.rt.w3) if sendable else None
         if fees is not None:
             relayer.ensure_gas_money(len(sendable), self.settings.payment_gas_limit, fees)
+        by_id = {r["id"]: r for r in rows}
         attempts = {r["id"]: int(r["attempts"]) for r in rows}
         valid_before = {r["id"]: int(r["valid_before"]) for r in rows}
         guard = Guard("processing", claim_token)
@@ -96,6 +98,7 @@ class PaymentSender(SenderStage):
                     assert outcome is not None
                     payments.final(conn, payment_id, guard, outcome)
                 elif step in (Next.FAIL, Next.FAIL_WATCHED):
+                    why = payment_calls.worded(why, by_id[payment_id])
                     payments.fail(conn, payment_id, guard, why, watch=step is Next.FAIL_WATCHED)
                 elif step is Next.REVIEW:
                     payments.review(conn, payment_id, guard, why)
@@ -128,7 +131,7 @@ class PaymentSender(SenderStage):
         conn: Connection[Any],
         relayer: Relayer,
         claim_token: uuid.UUID,
-        sendable: dict[Any, tuple[str, bytes]],
+        sendable: dict[Any, list[Call]],
         fees: Fees | None,
     ) -> list[Outgoing]:
         """The payments this claim still owns go out in transactions of up to `aggregate_size` calls
@@ -147,11 +150,7 @@ class PaymentSender(SenderStage):
         first = relayer.allocate(conn, len(groups))
         sent: list[Outgoing] = []
         for offset, group in enumerate(groups):
-            planned = payment_calls.plan(
-                [sendable[p] for p in group],
-                aggregator=self.aggregator,
-                gas_per_call=self.settings.payment_gas_limit,
-            )
+            planned = payment_calls.plan([c for p in group for c in sendable[p]], aggregator=self.aggregator)
             chain_tx_id, signed = relayer.sign_and_store(
                 conn,
                 nonce=first + offset,

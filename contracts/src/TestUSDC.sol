@@ -5,6 +5,7 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
 /// @title TestUSDC
 /// @notice Development stand-in for Circle's USDC: a 6-decimal ERC-20 that implements
@@ -82,6 +83,30 @@ contract TestUSDC is ERC20, EIP712, Ownable {
             abi.encode(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce)
         );
         _requireValidSignature(from, structHash, v, r, s);
+        _markAuthorizationAsUsed(from, nonce);
+        _transfer(from, to, value);
+    }
+
+    /// @notice transferWithAuthorization with the signature as bytes (FiatToken v2.2): an EOA's
+    ///         65-byte signature, or a contract wallet's, checked with its ERC-1271
+    ///         isValidSignature.
+    function transferWithAuthorization(
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes memory signature
+    ) external {
+        _requireValidAuthorization(from, nonce, validAfter, validBefore);
+        bytes32 structHash = keccak256(
+            abi.encode(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce)
+        );
+        require(
+            SignatureChecker.isValidSignatureNow(from, _hashTypedDataV4(structHash), signature),
+            "FiatTokenV2: invalid signature"
+        );
         _markAuthorizationAsUsed(from, nonce);
         _transfer(from, to, value);
     }

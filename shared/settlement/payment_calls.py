@@ -15,6 +15,8 @@ from web3.exceptions import ContractLogicError
 from shared.chain import multicall
 from shared.chain.reverts import AUTHORIZATION_USED, EXPIRED, reason_from_return_data, revert_reason
 from shared.settlement.authorizations import Fate, Outcome
+from shared.x402 import wallets
+from shared.x402.wallets import Signer
 
 # Gas for the aggregate3 frame itself, on top of each call's own limit.
 AGGREGATE_GAS_BASE = 40_000
@@ -48,7 +50,29 @@ def transfer_args(
     ]
 
 
-def transfer_calldata(usdc_abi: Any, row: Mapping[str, Any]) -> bytes:
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of a payment transaction, with the gas it may use."""
+
+    target: str
+    data: bytes
+    gas: int
+
+
+#: Gas for deploying a wallet by its factory (ERC-6492), on top of the transfer's.
+DEPLOY_GAS = 400_000
+#: What a payment whose wallet must be deployed first says when no Multicall3 can carry both calls.
+NEEDS_AGGREGATOR = (
+    "a wallet not deployed yet (ERC-6492) is deployed by its factory in the paying transaction:"
+    " that needs Multicall3 (MULTICALL3_ADDRESS)"
+)
+
+
+def calls_for(usdc_abi: Any, row: Mapping[str, Any], *, gas: int) -> list[Call]:
+    """The calls that pay one payment: its `transferWithAuthorization` — the (v, r, s) form for an EOA's
+    signature, the `bytes signature` form (FiatToken v2.2) for a contract wallet's, checked by its
+    ERC-1271 — preceded, for a wallet not deployed yet (ERC-6492), by its factory call."""
+    signed = wallets.parse(bytes.fromhex(str(row["signature"]).removeprefix("0x")))
     args = transfer_args(
         row["payer"],
         row["token_address"],
@@ -56,9 +80,15 @@ def transfer_calldata(usdc_abi: Any, row: Mapping[str, Any]) -> bytes:
         int(row["valid_after"]),
         int(row["valid_before"]),
         bytes.fromhex(str(row["nonce"]).removeprefix("0x")),
-        bytes.fromhex(str(row["signature"]).removeprefix("0x")),
+        signed.signature,
     )
-    return bytes.fromhex(str(usdc_abi.encode_abi("transferWithAuthorization", args=args)).removeprefix("0x"))
+    if signed.signer is not Signer.EOA:  # the bytes form: (from, to, value, after, before, nonce, signature)
+        args = [*args[:6], signed.signature]
+    data = bytes.fromhex(str(usdc_abi.encode_abi("transferWithAuthorization", args=args)).removeprefix("0x"))
+    transfer = Call(str(row["asset"]), data, gas)
+    if signed.signer is Signer.COUNTERFACTUAL:
+        return [Call(signed.factory, signed.factory_calldata, DEPLOY_GAS), transfer]
+    return [transfer]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,41 +100,62 @@ class PlannedTx:
     gas: int
 
 
-def plan(calls: Sequence[tuple[str, bytes]], *, aggregator: str, gas_per_call: int) -> PlannedTx:
-    """One call goes straight to the asset; several go through Multicall3 (when one is configured)."""
+def plan(calls: Sequence[Call], *, aggregator: str) -> PlannedTx:
+    """One call goes straight to its target; several go through Multicall3 (when one is configured)."""
     if len(calls) == 1 or not aggregator:
         if len(calls) != 1:
             raise ValueError("without an aggregator a transaction carries exactly one call")
-        to, data = calls[0]
-        return PlannedTx(to, data, gas_per_call)
+        return PlannedTx(calls[0].target, calls[0].data, calls[0].gas)
     return PlannedTx(
-        aggregator, multicall.encode_aggregate3(calls), AGGREGATE_GAS_BASE + gas_per_call * len(calls)
+        aggregator,
+        multicall.encode_aggregate3([(c.target, c.data) for c in calls]),
+        AGGREGATE_GAS_BASE + sum(c.gas for c in calls),
     )
 
 
 def preflight(
-    w3: Web3, sender: str, calls: Mapping[Any, tuple[str, bytes]], aggregator: str
+    w3: Web3, sender: str, calls: Mapping[Any, Sequence[Call]], aggregator: str
 ) -> dict[Any, Preflight]:
-    """eth_call every transfer: one aggregate3 call for the lot when possible, else one call each."""
-    if aggregator and len(calls) > 1:
+    """eth_call every payment's calls: one aggregate3 call for the lot when possible, else one call
+    each. A payment's verdict is its last call's (the transfer; a deployment before it may fail alone,
+    e.g. when the wallet exists already)."""
+    if aggregator and sum(len(c) for c in calls.values()) > 1:
         keys = list(calls)
+        flat = [(c.target, c.data) for k in keys for c in calls[k]]
         try:
             output = w3.eth.call(
                 {
                     "from": Web3.to_checksum_address(sender),
                     "to": Web3.to_checksum_address(aggregator),
-                    "data": HexStr("0x" + multicall.encode_aggregate3([calls[k] for k in keys]).hex()),
+                    "data": HexStr("0x" + multicall.encode_aggregate3(flat).hex()),
                 }
             )
             results = multicall.decode_aggregate3(bytes(output))
         except Exception as exc:  # no answer for the lot: each waits and is tried again
             gone = Unavailable(f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500])
             return dict.fromkeys(keys, gone)
-        return {
-            k: None if res.success else reason_from_return_data(res.return_data)
-            for k, res in zip(keys, results, strict=True)
-        }
-    return {k: _single(w3, sender, *call) for k, call in calls.items()}
+        verdicts: dict[Any, Preflight] = {}
+        end = 0
+        for k in keys:
+            end += len(calls[k])
+            last = results[end - 1]
+            verdicts[k] = None if last.success else reason_from_return_data(last.return_data)
+        return verdicts
+    return {
+        k: NEEDS_AGGREGATOR if len(c) > 1 else _single(w3, sender, c[0].target, c[0].data)
+        for k, c in calls.items()
+    }
+
+
+def worded(reason: str, row: Mapping[str, Any]) -> str:
+    """A refusal in the words a client needs: a contract wallet's "invalid signature" means its
+    ERC-1271 isValidSignature refused it (or, not deployed yet, its factory call did not deploy it)."""
+    signer = wallets.parse(bytes.fromhex(str(row["signature"]).removeprefix("0x"))).signer
+    if signer is Signer.EOA or "invalid signature" not in reason:
+        return reason
+    return (
+        f"invalid_exact_evm_payload_signature: the contract wallet refused the signature (ERC-1271): {reason}"
+    )
 
 
 def _single(w3: Web3, sender: str, to: str, data: bytes) -> Preflight:

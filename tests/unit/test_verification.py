@@ -6,11 +6,13 @@ import dataclasses
 from typing import Any
 
 import pytest
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 
 from api.verification import verify_exact_payment
 from shared.x402 import ExactEvmPayment, PaymentRejected, decode_payment_header, encode_payment_header
 from shared.x402.eip3009 import SECP256K1_N, Authorization, Eip712Domain, sign_transfer
+from shared.x402.wallets import ERC6492_MAGIC, MAX_SIGNATURE_BYTES
 
 PAYER_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 PAYER = Account.from_key(PAYER_KEY).address.lower()
@@ -149,9 +151,19 @@ def test_malformed_signature_keeps_its_own_message() -> None:
     rejected = rejection(payment(signature=high_s))
     assert rejected.reason == "invalid_exact_evm_payload_signature"
     assert "high-s" in rejected.message
-    rejected = rejection(payment(signature=good + b"\x00"))
-    assert rejected.reason == "invalid_exact_evm_payload_signature"
-    assert "66 bytes" in rejected.message
+
+
+def test_a_contract_wallets_signature_is_accepted_by_its_shape() -> None:
+    """ERC-1271 signatures (any length but an EOA's 65 bytes) and ERC-6492-wrapped ones can only be
+    checked on chain: the ingress takes them by their shape; payment-sender's pre-flight decides."""
+    good = payment().signature
+    verify_exact_payment(payment(signature=b"\x01" + good), **TERMS)  # a wallet's own format
+    wrapped = abi_encode(["address", "bytes", "bytes"], ["0x" + "fa" * 20, b"\xca\x11", b"\x01" + good])
+    verify_exact_payment(payment(signature=wrapped + ERC6492_MAGIC), **TERMS)  # not deployed yet
+    for malformed in (b"\x00" * 40 + ERC6492_MAGIC, b"", b"\x01" * (MAX_SIGNATURE_BYTES + 1)):
+        assert rejection(payment(signature=malformed)).reason == "invalid_exact_evm_payload_signature"
+    # 65 bytes is an EOA's: it must recover to `from`, as before.
+    assert rejection(payment(signature=b"\x01" + good[1:])).reason == "invalid_exact_evm_payload_signature"
 
 
 def test_pays_someone_else() -> None:
