@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install demo stop test lint unit integration chaos adversary bench clean
+.PHONY: install test-deps chromium demo stop test lint unit integration chaos adversary bench clean
 
 install: $(VENV)/.installed node_modules/.installed .dev/.postgres-binaries
 
@@ -28,6 +28,18 @@ node_modules/.installed: package.json package-lock.json
 	fi
 	touch $@
 
+# What the tests need beyond the service: the official x402 TypeScript clients (tests/interop, pinned)
+# and Debian's chromium for the browser tests (playwright drives it; no browser download).
+test-deps: tests/interop/node_modules/.installed chromium
+
+tests/interop/node_modules/.installed: tests/interop/package.json tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+	touch $@
+
+chromium:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: install
 	bin/x402-mint dev up
 	bin/x402-mint demo
@@ -45,10 +57,10 @@ lint: install
 unit: install
 	$(BIN)/pytest tests/unit
 
-integration: install
+integration: install test-deps
 	$(BIN)/pytest tests/integration
 
-test: install lint
+test: install test-deps lint
 	$(BIN)/pytest
 
 clean: stop

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -17,8 +18,9 @@ from api.errors import rejection
 from api.limits import RequestLimits
 from api.openapi import openapi
 from api.payment_writer import PaymentWriter
+from api.routes.discovery import well_known_x402
 from api.routes.health import healthz
-from api.routes.mint import mint
+from api.routes.mint import mint, offer_page
 from api.routes.payments import payment_status
 from api.routes.tokens import token_info
 from api.server import DeadlineHttpProtocol
@@ -35,6 +37,27 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def server_error(request: Request, exc: Exception) -> Response:
     return rejection(503, "temporarily_unavailable", "the service could not take this request; try again")
+
+
+#: What a browser's script may read of our answers (CORS): the x402 headers, where to poll, when to retry.
+EXPOSED_HEADERS = ["PAYMENT-REQUIRED", "PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE", "Location", "Retry-After"]
+
+
+def cors(settings: Settings) -> list[Middleware]:
+    """CORS for the configured origins only (CORS_ALLOWED_ORIGINS; none by default): preflights are
+    answered, and the x402 headers are exposed to the page's script."""
+    if not settings.cors_allowed_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allowed_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Accept", "X-PAYMENT", "PAYMENT-SIGNATURE"],
+            expose_headers=EXPOSED_HEADERS,
+            max_age=600,
+        )
+    ]
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -60,19 +83,22 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Route("/api/mint/{token_address}", mint, methods=["POST"]),
+            Route("/api/mint/{token_address}", offer_page, methods=["GET"]),
             Route("/api/payment/{payment_id}", payment_status, methods=["GET"]),
             Route("/api/tokens/{token_address}", token_info, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/.well-known/x402", well_known_x402, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         middleware=[
+            *cors(settings),
             Middleware(
                 RequestLimits,
                 max_header_bytes=settings.max_header_bytes,
                 max_body_bytes=settings.max_body_bytes,
                 body_timeout=settings.request_timeout_seconds,
-            )
+            ),
         ],
         lifespan=lifespan,
     )

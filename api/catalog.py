@@ -74,6 +74,14 @@ class TokenCatalog:
                 await self.reload()
         return self._tokens.get(key)
 
+    async def all(self) -> list[Token]:
+        """Every token on sale (reloaded when stale)."""
+        if time.monotonic() - self._loaded_at > REFRESH_SECONDS:
+            async with self._reloading:
+                if time.monotonic() - self._loaded_at > REFRESH_SECONDS:
+                    await self.reload()
+        return list(self._tokens.values())
+
     def _needs_reload(self, key: str) -> bool:
         age = time.monotonic() - self._loaded_at
         return age > REFRESH_SECONDS or (key not in self._tokens and age > 1.0)

@@ -12,6 +12,7 @@ from shared.config import Settings
 from shared.x402 import (
     caip2,
     encode_payment_required,
+    extensions,
     payment_required_v2,
     payment_requirements,
     requirement_v2,
@@ -19,6 +20,13 @@ from shared.x402 import (
 )
 
 PAYMENT_REQUIRED = "X-PAYMENT header is required"
+#: What a purchase answers (its 202), for discovery (the bazaar extension's output example).
+EXAMPLE_ANSWER = {
+    "paymentQueueId": "7d5d747b-e160-4e28-8050-4c099d984bcf",
+    "quantity": 1,
+    "status": "payment_pending",
+    "note": "Poll /api/payment/7d5d747b-e160-4e28-8050-4c099d984bcf",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,7 @@ def make_offer(settings: Settings, token: Token, quantity: int) -> Offer:
     resource = f"{settings.resource_base}/api/mint/{token.address}"
     description = f"Mint {quantity} x {token.symbol} ({token.mint_amount} base units each)"
     v1_network = settings.network or v1_network_name(settings.chain_id)
+    bazaar = extensions.bazaar_declaration(max_quantity=settings.max_quantity, example_output=EXAMPLE_ANSWER)
     v1 = None
     if 1 in settings.x402_versions and v1_network:
         v1 = payment_requirements(
@@ -46,6 +55,7 @@ def make_offer(settings: Settings, token: Token, quantity: int) -> Offer:
             max_timeout_seconds=settings.max_timeout_seconds,
             asset_name=token.asset_name,
             asset_version=token.asset_version,
+            output_schema=bazaar["info"],  # v1's place for what the bazaar extension says in v2
         )
     v2 = None
     if 2 in settings.x402_versions:
@@ -65,6 +75,12 @@ def make_offer(settings: Settings, token: Token, quantity: int) -> Offer:
             resource_url=resource,
             description=description,
             error="PAYMENT-SIGNATURE header is required",
+            extensions={
+                extensions.PAYMENT_IDENTIFIER: extensions.payment_identifier_declaration(
+                    required=settings.payment_identifier_required
+                ),
+                extensions.BAZAAR: bazaar,
+            },
         )
     return Offer(v1, v2, v1_network, caip2(settings.chain_id))
 

@@ -28,8 +28,9 @@ def _rejections(*statuses: int) -> dict[str, Any]:
     words = {
         400: "Bad request or failed payment check",
         404: "Unknown token or payment",
+        405: "A payment sent with GET (payments are POSTed)",
         408: "The body did not arrive in time",
-        409: "Nonce already submitted, or sold out",
+        409: "Nonce already used by another payment, payment identifier reused, or sold out",
         413: "Body too large",
         429: "Too many open payments for this payer",
         431: "Headers too large",
@@ -111,6 +112,46 @@ def spec(max_quantity: int) -> dict[str, Any]:
                         ),
                         **_rejections(400, 404, 409, 429, *limits),
                     },
+                },
+                "get": {
+                    "summary": "What a purchase of `quantity` costs: the paywall page for a browser (Accept "
+                    "text/html, a Mozilla User-Agent), else the 402 as for POST. A GET never pays.",
+                    "parameters": [
+                        token_param,
+                        {
+                            "name": "quantity",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": max_quantity,
+                                "default": 1,
+                            },
+                        },
+                    ],
+                    "responses": {
+                        "402": {
+                            "description": "Payment required: the v1 JSON body (or the paywall page), and "
+                            "the v2 PAYMENT-REQUIRED header",
+                            "headers": {"PAYMENT-REQUIRED": {"schema": {"type": "string"}}},
+                            "content": {
+                                "application/json": {"schema": _ref("PaymentRequired")},
+                                "text/html": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_rejections(400, 404, 405, *limits),
+                    },
+                },
+            },
+            "/.well-known/x402": {
+                "get": {
+                    "summary": "x402 discovery: the tokens on sale here, as resources (spec v2 §8)",
+                    "responses": {
+                        "200": _json(
+                            {"type": "object", "required": ["x402Version", "items"]}, "The resources"
+                        )
+                    },
                 }
             },
             "/api/payment/{paymentId}": {
@@ -120,7 +161,15 @@ def spec(max_quantity: int) -> dict[str, Any]:
                         {"name": "paymentId", "in": "path", "required": True, "schema": {"type": "string"}}
                     ],
                     "responses": {
-                        "200": _json(_ref("PaymentStatus"), "The payment"),
+                        "200": _json(
+                            _ref("PaymentStatus"),
+                            "The payment; once its transaction is known, its settlement header (v2 "
+                            "PAYMENT-RESPONSE or v1 X-PAYMENT-RESPONSE: base64 JSON SettleResponse)",
+                            {
+                                "PAYMENT-RESPONSE": {"schema": {"type": "string"}},
+                                "X-PAYMENT-RESPONSE": {"schema": {"type": "string"}},
+                            },
+                        ),
                         **_rejections(400, 404, *limits),
                     },
                 }

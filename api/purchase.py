@@ -33,11 +33,7 @@ def parse_purchase(body: bytes, max_quantity: int) -> PurchaseRequest:
         raise BadRequest("invalid_body", "the request body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise BadRequest("invalid_body", 'the request body must be a JSON object such as {"quantity": 1}')
-    quantity = data.get("quantity", 1)
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
-        raise BadRequest("invalid_quantity", "quantity must be a whole number")
-    if not 1 <= quantity <= max_quantity:
-        raise BadRequest("invalid_quantity", f"quantity must be between 1 and {max_quantity}")
+    quantity = _checked_quantity(data.get("quantity", 1), max_quantity)
     recipient, salt = data.get("recipient"), data.get("recipientSalt")
     if recipient is None:
         if salt is not None:
@@ -48,6 +44,21 @@ def parse_purchase(body: bytes, max_quantity: int) -> PurchaseRequest:
     if salt is not None and (not isinstance(salt, str) or not _SALT.fullmatch(salt)):
         raise BadRequest("invalid_recipient", "recipientSalt must be 0x-prefixed 32-byte hex")
     return PurchaseRequest(quantity, recipient.lower(), bytes.fromhex(salt[2:]) if salt else None)
+
+
+def _checked_quantity(quantity: object, max_quantity: int) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise BadRequest("invalid_quantity", "quantity must be a whole number")
+    if not 1 <= quantity <= max_quantity:
+        raise BadRequest("invalid_quantity", f"quantity must be between 1 and {max_quantity}")
+    return quantity
+
+
+def parse_quantity(text: str, max_quantity: int) -> int:
+    """A quantity from a query string (GET /api/mint/{token}?quantity=n)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        raise BadRequest("invalid_quantity", "quantity must be a whole number")
+    return _checked_quantity(int(text), max_quantity)
 
 
 def recipient_of(purchase: PurchaseRequest, payer: str, nonce: bytes) -> str:

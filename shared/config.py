@@ -55,6 +55,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 MAX_INGRESS_BATCH_SIZE = 60
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "false").strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")
+
+
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 1:
@@ -137,6 +144,8 @@ class Settings:
     max_timeout_seconds: int = 300
     settle_margin_seconds: int = 30
     clock_skew_seconds: int = 60  # validBefore may be at most maxTimeoutSeconds + this ahead
+    payment_identifier_required: bool = False  # x402 v2 payment-identifier: required, or only honoured
+    cors_allowed_origins: tuple[str, ...] = ()  # browsers' origins allowed to call the API; none by default
     payment_relayer_keys: tuple[str, ...] = field(default=(), repr=False)  # a pool: claims take turns
     mint_relayer_keys: tuple[str, ...] = field(default=(), repr=False)
     refund_relayer_keys: tuple[str, ...] = field(default=(), repr=False)  # empty: the mint relayer keys
@@ -207,6 +216,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_timeout_seconds=_int(e, "MAX_TIMEOUT_SECONDS", 300),
         settle_margin_seconds=_int(e, "SETTLE_MARGIN_SECONDS", 30),
         clock_skew_seconds=_int(e, "CLOCK_SKEW_SECONDS", 60),
+        payment_identifier_required=_flag(e, "PAYMENT_IDENTIFIER_REQUIRED"),
+        cors_allowed_origins=tuple(
+            o.strip() for o in e.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
+        ),
         payment_relayer_keys=_keys(e, "PAYMENT_RELAYER_KEYS", "PAYMENT_RELAYER_KEY"),
         mint_relayer_keys=_keys(e, "MINT_RELAYER_KEYS", "MINT_RELAYER_KEY"),
         refund_relayer_keys=_keys(e, "REFUND_RELAYER_KEYS", "REFUND_RELAYER_KEY"),

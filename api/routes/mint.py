@@ -7,16 +7,19 @@ import time
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api import idempotency
 from api.errors import PAYMENT_FAILED, rejection
 from api.offers import Offer, make_offer, payment_required
 from api.payment_writer import NewPayment, PaymentWriter
-from api.purchase import BadRequest, PurchaseRequest, parse_purchase, recipient_of
+from api.paywall import paywall
+from api.purchase import BadRequest, PurchaseRequest, parse_purchase, parse_quantity, recipient_of
 from api.verification import verify_exact_payment
 from shared.x402 import (
     ExactEvmPayment,
     PaymentRejected,
     decode_payment_header,
     decode_payment_signature_header,
+    extensions,
 )
 
 RETRY_AFTER_SECONDS = 10
@@ -44,6 +47,30 @@ def decode(request: Request, offer: Offer) -> ExactEvmPayment | None:
     return None
 
 
+def wants_html(request: Request) -> bool:
+    """A person's browser, by the ecosystem's convention: it accepts HTML and calls itself Mozilla."""
+    return "text/html" in request.headers.get("accept", "") and "Mozilla" in request.headers.get(
+        "user-agent", ""
+    )
+
+
+async def offer_page(request: Request) -> Response:
+    """GET /api/mint/{tokenAddress}?quantity=n: what a purchase costs — the paywall page for a browser,
+    the 402 (v1 body, v2 PAYMENT-REQUIRED header) for anyone else. A GET never pays."""
+    s = request.app.state.settings
+    token = await request.app.state.catalog.get(request.path_params["token_address"])
+    if token is None:
+        return rejection(404, "unknown_token", "no token with this address is on sale here")
+    if request.headers.get("x-payment") or request.headers.get("payment-signature"):
+        return rejection(405, "method_not_allowed", "a payment is sent with POST, not GET")
+    try:
+        quantity = parse_quantity(request.query_params.get("quantity", "1"), s.max_quantity)
+    except BadRequest as exc:
+        return rejection(400, exc.reason, exc.message)
+    offer = make_offer(s, token, quantity)
+    return paywall(token, offer, quantity, s.max_quantity) if wants_html(request) else payment_required(offer)
+
+
 async def mint(request: Request) -> Response:
     s = request.app.state.settings
     token = await request.app.state.catalog.get(request.path_params["token_address"])
@@ -57,7 +84,26 @@ async def mint(request: Request) -> Response:
     try:
         payment = decode(request, offer)
         if payment is None:
+            if wants_html(request):
+                return paywall(token, offer, purchase.quantity, s.max_quantity)
             return payment_required(offer)
+        identifier = (
+            extensions.payment_identifier(payment.extensions, required=s.payment_identifier_required)
+            if payment.x402_version == 2
+            else None
+        )
+        recipient = recipient_of(purchase, payment.authorization.from_address, payment.authorization.nonce)
+        fp = idempotency.fingerprint(token.address, purchase.quantity, recipient, payment)
+        if identifier is not None and (named := await idempotency.named(request.app.state.pool, identifier)):
+            if named[1] != fp:
+                return rejection(
+                    409,
+                    extensions.IDENTIFIER_REUSED,
+                    "this payment identifier already named another payment",
+                    error=PAYMENT_FAILED,
+                    paymentQueueId=named[0],
+                )
+            return queued(named[0], purchase.quantity)  # the answer that payment got
         network = offer.v1_network if payment.x402_version == 1 else offer.v2_network
         verify_exact_payment(
             payment,
@@ -70,12 +116,28 @@ async def mint(request: Request) -> Response:
             settle_margin=s.settle_margin_seconds,
             max_valid_for=s.max_timeout_seconds + s.clock_skew_seconds,
         )
-        recipient = recipient_of(purchase, payment.authorization.from_address, payment.authorization.nonce)
     except PaymentRejected as exc:
         return rejection(400, exc.reason, exc.message, error=PAYMENT_FAILED)
     except BadRequest as exc:
         return rejection(400, exc.reason, exc.message, error=PAYMENT_FAILED)
-    return await queue_payment(request, token.address, token.asset, purchase, payment, recipient)
+    answer, queued_id = await queue_payment(request, token.address, token.asset, purchase, payment, recipient)
+    if identifier is not None and queued_id is not None:
+        await idempotency.remember(request.app.state.pool, identifier, queued_id, fp)
+    return answer
+
+
+def queued(payment_id: str, quantity: int) -> JSONResponse:
+    """The 202 of a queued payment (the same for every post of the same payment)."""
+    return JSONResponse(
+        {
+            "paymentQueueId": payment_id,
+            "quantity": quantity,
+            "status": "payment_pending",
+            "note": f"Poll /api/payment/{payment_id}",
+        },
+        status_code=202,
+        headers={"Location": f"/api/payment/{payment_id}"},
+    )
 
 
 async def queue_payment(
@@ -85,7 +147,8 @@ async def queue_payment(
     purchase: PurchaseRequest,
     payment: ExactEvmPayment,
     recipient: str,
-) -> Response:
+) -> tuple[Response, str | None]:
+    """Write the payment (group commit); its answer, and the payment it queued (None if refused)."""
     auth = payment.authorization
     writer: PaymentWriter = request.app.state.payment_writer
     result = await writer.write(
@@ -104,36 +167,41 @@ async def queue_payment(
         )
     )
     if result.outcome == "sold_out":
-        return rejection(
+        refused = rejection(
             409,
             "sold_out",
             "not enough supply left for this quantity; nothing was charged",
             error=PAYMENT_FAILED,
         )
+        return refused, None
     if result.outcome == "too_many_open":
-        return rejection(
+        refused = rejection(
             429,
             "too_many_pending_payments",
             "this payer has too many payments still settling; retry later",
             error=PAYMENT_FAILED,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    if result.outcome == "duplicate":
-        return rejection(
+        return refused, None
+    assert result.payment_id is not None or result.outcome == "duplicate"
+    if result.outcome == "duplicate" and not (
+        result.payment_id is not None
+        and await idempotency.same_terms(
+            request.app.state.pool,
+            result.payment_id,
+            token=token,
+            quantity=purchase.quantity,
+            recipient=recipient,
+            payment=payment,
+        )
+    ):
+        refused = rejection(
             409,
             "nonce_already_used",
-            "this authorization nonce was already submitted",
+            "this authorization nonce was already used by another payment",
             error=PAYMENT_FAILED,
             paymentQueueId=result.payment_id,
         )
-    payment_id = result.payment_id
-    return JSONResponse(
-        {
-            "paymentQueueId": payment_id,
-            "quantity": purchase.quantity,
-            "status": "payment_pending",
-            "note": f"Poll /api/payment/{payment_id}",
-        },
-        status_code=202,
-        headers={"Location": f"/api/payment/{payment_id}"},
-    )
+        return refused, None
+    assert result.payment_id is not None  # accepted, or a retry of it: the same answer
+    return queued(result.payment_id, purchase.quantity), result.payment_id

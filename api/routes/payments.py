@@ -1,4 +1,4 @@
-"""GET /api/payment/{id}: where a payment and its mints stand."""
+"""GET /api/payment/{id}: where a payment and its mints stand, and its settlement header."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.errors import rejection
+from api.settlement import settlement_header
 from shared.db.queries import q
+from shared.x402 import caip2, v1_network_name
 
 
 async def payment_status(request: Request) -> Response:
@@ -28,6 +30,10 @@ async def payment_status(request: Request) -> Response:
         {"id": str(m["id"]), "mintId": m["mintId"], "status": m["status"], "tx_hash": m["tx_hash"]}
         for m in row["mints"]
     ]
+    s = request.app.state.settings
+    settled = settlement_header(
+        row, v1_network=s.network or v1_network_name(s.chain_id), v2_network=caip2(s.chain_id)
+    )
     return JSONResponse(
         {
             "paymentQueueId": str(row["id"]),
@@ -41,5 +47,6 @@ async def payment_status(request: Request) -> Response:
             "error": row["error"],
             "refund": row["refund"],
             "result": {"queueIds": [m["id"] for m in mints], "quantity": row["quantity"], "mints": mints},
-        }
+        },
+        headers=dict([settled]) if settled else None,
     )

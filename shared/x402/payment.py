@@ -28,3 +28,4 @@ class ExactEvmPayment:
     authorization: Authorization
     accepted: dict[str, Any] | None = field(default=None, hash=False)
     resource: dict[str, Any] | None = field(default=None, hash=False)
+    extensions: dict[str, Any] | None = field(default=None, hash=False)  # v2 only

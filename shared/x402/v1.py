@@ -80,8 +80,10 @@ def payment_requirements(
     max_timeout_seconds: int,
     asset_name: str,
     asset_version: str,
+    output_schema: dict[str, object] | None = None,
 ) -> dict[str, object]:
-    """One v1 ``accepts`` entry; ``extra`` carries the token's EIP-712 domain name and version.
+    """One v1 ``accepts`` entry; ``extra`` carries the token's EIP-712 domain name and version, and
+    ``outputSchema`` how the resource is called and what it answers (an object; v1 clients refuse null).
 
     Addresses are emitted EIP-55 checksummed, the amount as a decimal string (both as in the spec).
     """
@@ -99,6 +101,6 @@ def payment_requirements(
         "payTo": wire.checksummed("pay_to", pay_to),
         "maxTimeoutSeconds": max_timeout_seconds,
         "asset": wire.checksummed("asset", asset),
-        "outputSchema": None,
+        "outputSchema": output_schema or {},
         "extra": {"name": asset_name, "version": asset_version},
     }

@@ -116,6 +116,7 @@ def decode_payment_signature_header(header: str) -> ExactEvmPayment:
         authorization=authorization,
         accepted=accepted,
         resource=resource,
+        extensions=extensions,
     )
 
 
@@ -137,4 +138,6 @@ def encode_payment_signature_header(payment: ExactEvmPayment) -> str:
     }
     if payment.resource is not None:
         document["resource"] = payment.resource
+    if payment.extensions is not None:
+        document["extensions"] = payment.extensions
     return wire.encode_json(document)

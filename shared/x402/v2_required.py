@@ -68,16 +68,20 @@ def payment_required_v2(
     description: str,
     mime_type: str = "application/json",
     error: str,
+    extensions: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """The v2 ``PaymentRequired`` object (encode it with encode_payment_required)."""
     if not accepts:
         raise ValueError("a PaymentRequired needs at least one accepts entry")
-    return {
+    document: dict[str, object] = {
         "x402Version": 2,
         "error": error,
         "resource": {"url": resource_url, "description": description, "mimeType": mime_type},
         "accepts": list(accepts),
     }
+    if extensions:
+        document["extensions"] = extensions
+    return document
 
 
 def encode_payment_required(obj: dict[str, object]) -> str:
@@ -105,9 +109,14 @@ def decode_payment_required(header: str) -> dict[str, Any]:
     return document
 
 
-def encode_payment_response(*, success: bool, transaction: str, network: str, payer: str | None) -> str:
-    """The ``PAYMENT-RESPONSE`` header value: base64 of the JSON ``SettleResponse`` (no null payer)."""
+def encode_payment_response(
+    *, success: bool, transaction: str, network: str, payer: str | None, error_reason: str | None = None
+) -> str:
+    """The ``PAYMENT-RESPONSE`` (v2) or ``X-PAYMENT-RESPONSE`` (v1) header value: base64 of the JSON
+    ``SettleResponse`` (no null payer; ``errorReason`` only when given)."""
     document: dict[str, object] = {"success": bool(success)}
+    if error_reason is not None:
+        document["errorReason"] = error_reason
     if payer is not None:
         document["payer"] = payer
     document["transaction"] = transaction

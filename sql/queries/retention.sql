@@ -41,6 +41,7 @@ RETURNING id;
 -- name: archived_payment_by_id
 -- api: a payment no longer in the live queue (moved by `x402-mint archive`), in the same shape.
 SELECT p.id, p.status, p.tx_hash, p.payer, p.recipient, p.token_address, p.quantity, p.amount, p.error,
+       p.payment_header,
        (SELECT json_build_object('status', r.status, 'amount', r.amount::text, 'tx_hash', r.tx_hash,
                                  'error', r.error)
           FROM refunds r WHERE r.payment_id = p.id) AS refund,

@@ -211,7 +211,21 @@ def test_chaos(
         proxy.stop()
 
     # ---- invariants -------------------------------------------------------------------------------
-    assert open_items() == 0, "payments or mints still open after the faults stopped"
+    assert open_items() == 0, "still open after the faults stopped: " + json.dumps(
+        query(
+            cfg,
+            "SELECT 'payment' AS kind, id::text, status::text, attempts, last_error, error, chain_tx_id,"
+            " updated_at::text FROM payment_queue WHERE status NOT IN ('completed', 'failed')"
+            " UNION ALL SELECT 'mint', id::text, status::text, attempts, last_error, error, chain_tx_id,"
+            " updated_at::text FROM mint_queue WHERE status NOT IN ('completed', 'failed')",
+        )
+        + query(
+            cfg,
+            "SELECT id, state::text, purpose, nonce, from_address, broadcast_count, last_error,"
+            " cancel_reason, locked_until::text FROM chain_txs WHERE state = 'unconfirmed'",
+        ),
+        default=str,
+    )
     assert len(set(accepted)) == PAYMENTS
     payments = query(
         cfg,

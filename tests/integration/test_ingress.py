@@ -263,9 +263,11 @@ def test_unknown_token_is_404(client: TestClient, settings: Settings) -> None:
     assert payment_rows(settings) == before
 
 
-def test_resubmitted_nonce_is_409_with_the_existing_id(
+def test_a_retry_gets_the_same_answer_and_another_payload_with_the_nonce_409(
     client: TestClient, token: str, settings: Settings
 ) -> None:
+    """A client that does not know whether its payment arrived posts it again: the same 202, the same
+    payment (no second row). Another payload reusing the nonce is refused, naming the payment."""
     nonce = os.urandom(32)
     header = _valid(client, token, nonce=nonce)
     first = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": header})
@@ -274,12 +276,13 @@ def test_resubmitted_nonce_is_409_with_the_existing_id(
     assert first.headers["location"] == f"/api/payment/{payment_id}"
     before = payment_rows(settings)
     again = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": header})
+    assert again.status_code == 202 and again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
     other_payload = _valid(client, token, nonce=nonce, valid_before=int(time.time()) + 200)
     reused = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": other_payload})
-    for reply in (again, reused):
-        assert reply.status_code == 409
-        assert reply.json()["paymentQueueId"] == payment_id
-        assert reply.json()["reason"] == "nonce_already_used"
+    assert reused.status_code == 409
+    assert reused.json()["paymentQueueId"] == payment_id
+    assert reused.json()["reason"] == "nonce_already_used"
     assert payment_rows(settings) == before
 
 

@@ -444,7 +444,8 @@ def test_payment_requirements_is_one_v1_accepts_entry() -> None:
         asset_name="USDC",
         asset_version="2",
     )
-    # The example of the x402 v1 specification (section 5.1.1), field for field.
+    # The example of the x402 v1 specification (section 5.1.1), field for field — but `outputSchema`,
+    # null there, is an object: the reference TypeScript v1 client (x402-fetch) refuses null.
     assert entry == {
         "scheme": "exact",
         "network": "base-sepolia",
@@ -454,7 +455,7 @@ def test_payment_requirements_is_one_v1_accepts_entry() -> None:
         "resource": "https://api.example.com/premium-data",
         "description": "Access to premium market data",
         "mimeType": "application/json",
-        "outputSchema": None,
+        "outputSchema": {},
         "maxTimeoutSeconds": 60,
         "extra": {"name": "USDC", "version": "2"},
     }
