@@ -82,6 +82,7 @@ class PaymentSender(SenderStage):
         attempts = {r["id"]: int(r["attempts"]) for r in rows}
         valid_before = {r["id"]: int(r["valid_before"]) for r in rows}
         guard = Guard("processing", claim_token)
+        undetermined: set[Any] = set()
         with self.rt.pool.connection() as conn, conn.transaction():
             for payment_id, reason in refused.items():
                 if payment_id in deferred:  # the chain could not be asked at all: next time
@@ -91,8 +92,8 @@ class PaymentSender(SenderStage):
                     reason,
                     outcome,
                     valid_before=valid_before[payment_id],
-                    attempts=attempts[payment_id],
-                    review_attempts=self.settings.payment_review_attempts,
+                    undetermined_looks=int(by_id[payment_id]["undetermined_looks"]),
+                    review_after=self.settings.payment_review_attempts,
                 )
                 if step is Next.FINAL:
                     assert outcome is not None
@@ -102,9 +103,12 @@ class PaymentSender(SenderStage):
                     payments.fail(conn, payment_id, guard, why, watch=step is Next.FAIL_WATCHED)
                 elif step is Next.REVIEW:
                     payments.review(conn, payment_id, guard, why)
+                elif step is Next.WAIT_UNDETERMINED:
+                    deferred[payment_id] = why
+                    undetermined.add(payment_id)
                 else:
                     deferred[payment_id] = why
-            self._record_deferred(conn, claim_token, deferred, attempts)
+            self._record_deferred(conn, claim_token, deferred, attempts, undetermined)
             sent = self._sign_and_store(conn, relayer, claim_token, sendable, fees)
         relayer.send(sent, "payment_tx_broadcast")
 
@@ -179,6 +183,7 @@ class PaymentSender(SenderStage):
         claim_token: uuid.UUID,
         deferred: dict[Any, str],
         attempts: dict[Any, int],
+        undetermined: set[Any],
     ) -> None:
         for payment_id, reason in deferred.items():
             delay = retry_delay(
@@ -189,7 +194,13 @@ class PaymentSender(SenderStage):
             self.wake_after = min(self.wake_after or delay, delay)
             conn.execute(
                 q("defer_claimed_payment"),
-                {"id": payment_id, "claim_token": claim_token, "error": reason, "delay": delay},
+                {
+                    "id": payment_id,
+                    "claim_token": claim_token,
+                    "error": reason,
+                    "delay": delay,
+                    "undetermined": payment_id in undetermined,
+                },
             )
 
     def upkeep(self) -> int:

@@ -178,6 +178,7 @@ class Next(StrEnum):
     """What a payment whose pre-flight was refused becomes."""
 
     WAIT = "wait"  # look again after a backoff: the chain may still change its answer
+    WAIT_UNDETERMINED = "wait_undetermined"  # the same, counted: used, but how is out of reach
     FAIL = "fail"  # failed for good: this authorization can never move the money
     FAIL_WATCHED = "fail_watched"  # failed, but watched until validBefore: it may still be paid
     FINAL = "final"  # the chain's outcome is final (paid, used elsewhere, cancelled): write it
@@ -185,17 +186,19 @@ class Next(StrEnum):
 
 
 def after_refusal(
-    reason: str, outcome: Outcome | None, *, valid_before: int, attempts: int, review_attempts: int
+    reason: str, outcome: Outcome | None, *, valid_before: int, undetermined_looks: int, review_after: int
 ) -> tuple[Next, str]:
     """A refusal (a revert reason at the head) is never a verdict by itself: where the authorization
-    stands at a block CONFIRMATIONS deep decides (`outcome`; None when that lookup failed). An expired
-    authorization may well have been used — and paid — before it expired; one used at the head may not
-    be used at depth yet. Pure."""
-    if outcome is None or outcome.fate is Fate.UNDETERMINED:
-        why = (
-            outcome.detail if outcome is not None else f"the authorization could not be looked up ({reason})"
-        )
-        return (Next.REVIEW, why) if attempts >= review_attempts else (Next.WAIT, why)
+    stands at a block CONFIRMATIONS deep decides (`outcome`; None when the node did not answer that
+    lookup: it waits, uncounted). An expired authorization may well have been used — and paid — before
+    it expired; one used at the head may not be used at depth yet. Used, but how out of reach: it waits,
+    and after `review_after` such looks (counting this one) goes to review. Pure."""
+    if outcome is None:
+        return Next.WAIT, f"its authorization could not be looked up ({reason})"
+    if outcome.fate is Fate.UNDETERMINED:
+        return (
+            Next.REVIEW if undetermined_looks + 1 >= review_after else Next.WAIT_UNDETERMINED
+        ), outcome.detail
     if outcome.fate is not Fate.UNUSED:
         return Next.FINAL, outcome.fate.value
     if AUTHORIZATION_USED in reason:

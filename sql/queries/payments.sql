@@ -57,10 +57,12 @@ UPDATE payment_queue
  WHERE id = ANY(%(ids)s) AND status = 'processing' AND claim_token = %(claim_token)s;
 
 -- name: defer_claimed_payment
--- payment-sender: not sendable yet (validAfter not reached on chain, or the node did not answer for
--- it); look again after a delay.
+-- payment-sender: not decided yet (validAfter not reached on chain, the node did not answer for it, a
+-- use not deep enough yet, or — %(undetermined)s, counted — its nonce used and the log that says how
+-- out of reach); look again after a delay.
 UPDATE payment_queue
    SET status = 'pending', last_error = %(error)s, claim_token = NULL,
+       undetermined_looks = undetermined_looks + CASE WHEN %(undetermined)s THEN 1 ELSE 0 END,
        locked_until = now() + make_interval(secs => %(delay)s), updated_at = now()
  WHERE id = %(id)s AND status = 'processing' AND claim_token = %(claim_token)s;
 

@@ -49,12 +49,19 @@ def at(fate: Fate, time: int = 50, detail: str = "") -> Outcome:
     ],
 )
 def test_a_refusal_is_decided_at_depth(reason: str, outcome: Outcome, expected: Next) -> None:
-    step, _ = after_refusal(reason, outcome, valid_before=100, attempts=1, review_attempts=3)
+    step, _ = after_refusal(reason, outcome, valid_before=100, undetermined_looks=0, review_after=3)
     assert step is expected
 
 
-@pytest.mark.parametrize("outcome", [at(Fate.UNDETERMINED, detail="no log of it in 10 blocks"), None])
-def test_what_cannot_be_determined_waits_a_bounded_number_of_times(outcome: Outcome | None) -> None:
-    assert after_refusal(USED, outcome, valid_before=100, attempts=2, review_attempts=3)[0] is Next.WAIT
-    step, why = after_refusal(USED, outcome, valid_before=100, attempts=3, review_attempts=3)
+def test_what_cannot_be_determined_waits_a_bounded_number_of_looks() -> None:
+    outcome = at(Fate.UNDETERMINED, detail="no log of it in 10 blocks")
+    step, why = after_refusal(USED, outcome, valid_before=100, undetermined_looks=1, review_after=3)
+    assert step is Next.WAIT_UNDETERMINED and why == "no log of it in 10 blocks"  # counted
+    step, why = after_refusal(USED, outcome, valid_before=100, undetermined_looks=2, review_after=3)
     assert step is Next.REVIEW and why
+
+
+def test_a_lookup_the_node_did_not_answer_waits_uncounted() -> None:
+    """A node that drops requests (an outage) must not send payments to review, however long."""
+    step, _ = after_refusal(POOR, None, valid_before=100, undetermined_looks=99, review_after=3)
+    assert step is Next.WAIT
