@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import idempotency
+from api.catalog import Token
 from api.errors import PAYMENT_FAILED, rejection
 from api.offers import Offer, make_offer, payment_required
 from api.payment_writer import NewPayment, PaymentWriter
@@ -54,6 +55,14 @@ def wants_html(request: Request) -> bool:
     )
 
 
+def unpaid(request: Request, token: Token, offer: Offer, quantity: int, max_quantity: int) -> Response:
+    """The 402: the paywall page for a browser (it pays with x402 v2, so only where v2 is offered),
+    the v1 body and v2 header for anyone else."""
+    if wants_html(request) and offer.v2 is not None:
+        return paywall(token, offer, quantity, max_quantity)
+    return payment_required(offer)
+
+
 async def offer_page(request: Request) -> Response:
     """GET /api/mint/{tokenAddress}?quantity=n: what a purchase costs — the paywall page for a browser,
     the 402 (v1 body, v2 PAYMENT-REQUIRED header) for anyone else. A GET never pays."""
@@ -68,7 +77,7 @@ async def offer_page(request: Request) -> Response:
     except BadRequest as exc:
         return rejection(400, exc.reason, exc.message)
     offer = make_offer(s, token, quantity)
-    return paywall(token, offer, quantity, s.max_quantity) if wants_html(request) else payment_required(offer)
+    return unpaid(request, token, offer, quantity, s.max_quantity)
 
 
 async def mint(request: Request) -> Response:
@@ -84,9 +93,7 @@ async def mint(request: Request) -> Response:
     try:
         payment = decode(request, offer)
         if payment is None:
-            if wants_html(request):
-                return paywall(token, offer, purchase.quantity, s.max_quantity)
-            return payment_required(offer)
+            return unpaid(request, token, offer, purchase.quantity, s.max_quantity)
         identifier = (
             extensions.payment_identifier(payment.extensions, required=s.payment_identifier_required)
             if payment.x402_version == 2

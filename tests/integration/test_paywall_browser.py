@@ -132,3 +132,18 @@ def test_a_browser_gets_the_paywall_and_a_program_the_json_402(
     assert httpx.get(url, params={"quantity": "lots"}).json()["reason"] == "invalid_quantity"
     paying_get = httpx.get(url, headers={"X-PAYMENT": "x"})
     assert paying_get.status_code == 405 and paying_get.json()["reason"] == "method_not_allowed"
+
+
+def test_where_only_v1_is_offered_a_browser_gets_the_json_402(settings: Any, deployment: Deployment) -> None:
+    """The paywall pays with x402 v2: a server offering only v1 answers browsers as everyone else."""
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+    from tests.integration.conftest import with_settings
+
+    with TestClient(create_app(with_settings(settings, x402_versions=(1,)))) as client:
+        reply = client.get(
+            f"/api/mint/{deployment.token.address}",
+            headers={"Accept": "text/html", "User-Agent": "Mozilla/5.0"},
+        )
+    assert reply.status_code == 402 and reply.json()["x402Version"] == 1
