@@ -53,7 +53,9 @@ def cors(settings: Settings) -> list[Middleware]:
             CORSMiddleware,
             allow_origins=list(settings.cors_allowed_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Accept", "X-PAYMENT", "PAYMENT-SIGNATURE"],
+            # Any request header: the official clients send their own (e.g. @x402/fetch sets
+            # Access-Control-Expose-Headers on its request); origins are what CORS restricts here.
+            allow_headers=["*"],
             expose_headers=EXPOSED_HEADERS,
             max_age=600,
         )

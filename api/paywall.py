@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,14 @@ from api.offers import Offer
 from shared.x402 import encode_payment_required
 
 TEMPLATE = Path(__file__).with_name("paywall.html")
+
+
+_PLACEHOLDER = re.compile(r"__(SYMBOL|CONFIG)__")
+
+
+def _script_json(value: object) -> str:
+    """JSON safe inside a <script> element: no '<', '>' or '&' can end it or open a comment."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 @cache
@@ -48,10 +57,7 @@ def paywall(token: Token, offer: Offer, quantity: int, max_quantity: int) -> HTM
         "mintUrl": f"/api/mint/{token.address}",
         "statusUrl": "/api/payment/",
     }
-    page = (
-        _template()
-        .replace("__SYMBOL__", html.escape(token.symbol))
-        .replace("__CONFIG__", json.dumps(config).replace("</", "<\\/"))
-    )
+    values = {"SYMBOL": html.escape(token.symbol), "CONFIG": _script_json(config)}
+    page = _PLACEHOLDER.sub(lambda m: values[m.group(1)], _template())  # one pass: no value is read twice
     headers = {"PAYMENT-REQUIRED": encode_payment_required(offer.v2), "Cache-Control": "no-store"}
     return HTMLResponse(page, status_code=402, headers=headers)

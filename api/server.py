@@ -14,6 +14,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shared.config import Settings
+from shared.logs import stdlib_logging_config
 
 
 class DeadlineHttpProtocol(HttpToolsProtocol):
@@ -67,4 +68,5 @@ def serve(settings: Settings) -> None:
         loop="uvloop",
         backlog=4096,
         timeout_graceful_shutdown=int(settings.drain_seconds),
+        log_config=stdlib_logging_config(settings.log_level, settings.log_format, component="api"),
     )

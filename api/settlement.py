@@ -11,13 +11,10 @@ that paid, or ``success: false`` with why.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from typing import Any
 
-from shared.x402 import encode_payment_response
+from shared.x402 import PaymentRejected, encode_payment_response, wire
 
 PENDING = "settlement_pending"
 V1_HEADER, V2_HEADER = "X-PAYMENT-RESPONSE", "PAYMENT-RESPONSE"
@@ -42,13 +39,13 @@ def error_reason(error: str | None) -> str:
 
 
 def payment_version(header: str) -> int:
-    """The x402 version of a stored payment header (1 when it cannot be read)."""
+    """The x402 version of a stored payment header (1 when it cannot be read), decoded as the ingress
+    decoded it (standard or URL-safe base64)."""
     try:
-        document = json.loads(base64.b64decode(header + "=" * (-len(header) % 4)))
-    except (binascii.Error, ValueError):
+        document = wire.parse_json(header, "payment header")
+    except PaymentRejected:
         return 1
-    version = document.get("x402Version") if isinstance(document, dict) else None
-    return 2 if version == 2 else 1
+    return 2 if document.get("x402Version") == 2 else 1
 
 
 def settlement_header(

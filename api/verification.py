@@ -29,6 +29,7 @@ from shared.x402.wallets import Signer
 
 __all__ = ["verify_exact_payment"]
 
+UNDEPLOYED_SMART_WALLET = "invalid_exact_evm_payload_undeployed_smart_wallet"  # the reference's code
 _PAYMENT_FAILED = 400  # our API contract: every failed payment check is a 400 with its reason
 
 
@@ -80,6 +81,7 @@ def verify_exact_payment(
     settle_margin: int,
     max_valid_for: int | None = None,
     asset: str | None = None,
+    wallet_factories: frozenset[str] = frozenset(),
 ) -> None:
     """Raise PaymentRejected (status 400) unless ``payment`` is a valid authorization for our terms.
 
@@ -142,6 +144,12 @@ def verify_exact_payment(
         wallet = wallets.parse(payment.signature)
     except wallets.WalletSignatureError as exc:
         raise _reject(INVALID_SIGNATURE, str(exc)) from None
+    if wallet.signer is Signer.COUNTERFACTUAL and wallet.factory not in wallet_factories:
+        raise _reject(
+            UNDEPLOYED_SMART_WALLET,
+            f"the wallet is not deployed, and its factory {wallet.factory} is not one this service deploys"
+            " wallets with (ERC6492_FACTORIES): deploy the wallet first",
+        )
     if wallet.signer is not Signer.EOA:
         return  # a contract wallet's signature is checked on chain: payment-sender's pre-flight decides
     try:

@@ -8,6 +8,7 @@ from enum import StrEnum
 import typer
 
 from cli import bench, demo, dev, money, ops
+from cli.settings import operator_settings
 from shared.config import load_settings
 from shared.db.migrations import migrate
 from shared.logs import configure_logging
@@ -40,7 +41,7 @@ class StageName(StrEnum):
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply the numbered migrations in sql/migrations that are not applied yet."""
-    settings = load_settings()
+    settings = operator_settings()
     configure_logging(settings.log_level, "console")
     applied = migrate(settings.database_url)
     typer.echo(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")

@@ -8,7 +8,7 @@ import uuid
 
 import typer
 
-from shared.config import load_settings
+from cli.settings import operator_settings
 from shared.runtime import open_runtime
 from shared.settlement import review
 
@@ -37,7 +37,7 @@ def resolve(
         raise typer.BadParameter("give exactly one of --paid-by <tx hash> or --not-paid")
     if paid_by and not _TX_HASH.fullmatch(paid_by):
         raise typer.BadParameter("--paid-by takes a 0x-prefixed 32-byte transaction hash")
-    runtime = open_runtime(load_settings())
+    runtime = open_runtime(operator_settings())
     try:
         status = (
             review.resolve_paid_by(runtime, key, paid_by.lower())
@@ -59,7 +59,7 @@ def refund(
     """Send a payment's money back to its payer (refund_owed; or needs_review that the chain shows
     paid, refunded instead of minted). refund-sender sends it; MintToken refunds a payment only once."""
     key = _payment_id(payment_id)
-    runtime = open_runtime(load_settings())
+    runtime = open_runtime(operator_settings())
     try:
         done = review.order_refund(runtime, key, reason)
     except review.Refused as exc:

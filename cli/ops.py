@@ -8,8 +8,8 @@ import psycopg
 import typer
 from psycopg.rows import dict_row
 
+from cli.settings import operator_settings
 from shared import chain
-from shared.config import load_settings
 from shared.db.queries import SQL_DIR, parse_blocks, q
 
 token_app = typer.Typer(help="Tokens on sale.", no_args_is_help=True)
@@ -22,7 +22,7 @@ def token_add(
     """Register (or refresh) a deployed MintToken: its terms are read from its contract."""
     from cli.devnet.deploy import read_token, register_token
 
-    settings = load_settings()
+    settings = operator_settings()
     terms = read_token(chain.connect(settings.rpc_url), address)
     if terms["chain_id"] != settings.chain_id:
         raise typer.BadParameter(f"the node is on chain {terms['chain_id']}, CHAIN_ID is {settings.chain_id}")
@@ -58,7 +58,7 @@ def refund_warnings(w3: Any, address: str, keys: tuple[str, ...]) -> list[str]:
 @token_app.command("list")
 def token_list() -> None:
     """The tokens on sale."""
-    with psycopg.connect(load_settings().database_url, row_factory=dict_row) as conn:
+    with psycopg.connect(operator_settings().database_url, row_factory=dict_row) as conn:
         for row in conn.execute(q("list_tokens")):
             typer.echo(
                 f"{row['address']}  {row['symbol']:<8} price={row['price_per_mint']} "
@@ -73,7 +73,7 @@ def monitoring_queries() -> dict[str, str]:
 def stats() -> None:
     """Queue depth by status, payments per minute (last 5 min), stuck payments, paid-but-not-minted."""
     queries = monitoring_queries()
-    with psycopg.connect(load_settings().database_url) as conn:
+    with psycopg.connect(operator_settings().database_url) as conn:
         for name, sql in queries.items():
             rows = conn.execute(sql).fetchall()
             typer.echo(f"== {name.replace('_', ' ')}")
@@ -92,7 +92,7 @@ def requeue(item_id: str = typer.Argument(..., help="A payment id, or a mint id 
         key = uuid.UUID(item_id)
     except ValueError as exc:
         raise typer.BadParameter("an id is a UUID") from exc
-    with psycopg.connect(load_settings().database_url) as conn:
+    with psycopg.connect(operator_settings().database_url) as conn:
         payments = conn.execute(q("requeue_payment"), {"id": key}).fetchall()
         mints = conn.execute(q("requeue_mints"), {"id": key}).fetchall()
     if not payments and not mints:
@@ -107,7 +107,7 @@ def archive(
 ) -> None:
     """Move finished payments (and their mints) older than the cut-off to the archive tables."""
     total = 0
-    with psycopg.connect(load_settings().database_url) as conn:
+    with psycopg.connect(operator_settings().database_url) as conn:
         while True:
             with conn.transaction():
                 moved = len(

@@ -55,6 +55,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 MAX_INGRESS_BATCH_SIZE = 60
 
 
+def _addresses(env: Mapping[str, str], name: str) -> frozenset[str]:
+    listed = [a.strip().lower() for a in env.get(name, "").split(",") if a.strip()]
+    bad = [a for a in listed if not re.fullmatch(r"0x[0-9a-f]{40}", a)]
+    if bad:
+        raise ConfigError(f"{name} lists what is not an address: {bad}")
+    return frozenset(listed)
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = (env.get(name) or "false").strip().lower()
     if raw not in ("true", "false", "1", "0", "yes", "no"):
@@ -146,6 +154,9 @@ class Settings:
     clock_skew_seconds: int = 60  # validBefore may be at most maxTimeoutSeconds + this ahead
     payment_identifier_required: bool = False  # x402 v2 payment-identifier: required, or only honoured
     cors_allowed_origins: tuple[str, ...] = ()  # browsers' origins allowed to call the API; none by default
+    wallet_factories: frozenset[str] = (
+        frozenset()
+    )  # ERC-6492 factories we deploy wallets with; none by default
     payment_relayer_keys: tuple[str, ...] = field(default=(), repr=False)  # a pool: claims take turns
     mint_relayer_keys: tuple[str, ...] = field(default=(), repr=False)
     refund_relayer_keys: tuple[str, ...] = field(default=(), repr=False)  # empty: the mint relayer keys
@@ -186,11 +197,28 @@ class Settings:
         return self.public_url.rstrip("/") or f"http://{self.api_host}:{self.api_port}"
 
 
+#: What `x402-mint dev up` writes: the settings of the running dev environment.
+DEV_ENV_FILE = Path(".dev") / "dev.env"
+
+
+def settings_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The file settings are read from, under the environment: X402_ENV_FILE if set, else `.env`,
+    else — when nothing names a database — the running dev environment's `.dev/dev.env` (so operator
+    commands work in the project after `make demo`). None when there is none."""
+    env = os.environ if environ is None else environ
+    if env.get("X402_ENV_FILE"):
+        return Path(env["X402_ENV_FILE"])
+    for candidate in (Path(".env"), DEV_ENV_FILE):
+        if candidate.is_file() and (candidate.name == ".env" or not env.get("DATABASE_URL")):
+            return candidate
+    return None
+
+
 def read_environment(env_file: Path | None = None) -> dict[str, str]:
-    """The process environment over the `.env` file (the environment wins)."""
+    """The process environment over the settings file (the environment wins)."""
     values: dict[str, str] = {}
-    path = env_file or Path(os.environ.get("X402_ENV_FILE", ".env"))
-    if path.is_file():
+    path = env_file or settings_file()
+    if path is not None and path.is_file():
         values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     values.update(os.environ)
     return values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -26,3 +27,44 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, component: str 
     )
     if component:
         structlog.contextvars.bind_contextvars(component=component)
+
+
+def stdlib_logging_config(level: str = "INFO", fmt: str = "json", *, component: str = "") -> dict[str, Any]:
+    """A `logging.config.dictConfig` for libraries that log through the standard library (uvicorn's
+    own lines): rendered like ours — one JSON (or console) line, with the level, time and component."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+
+    def add_component(_: Any, __: str, event: Any) -> Any:
+        if component:
+            event.setdefault("component", component)
+        return event
+
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structured": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+                "foreign_pre_chain": [
+                    structlog.stdlib.add_log_level,
+                    structlog.stdlib.add_logger_name,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    add_component,
+                ],
+            }
+        },
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "structured",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }

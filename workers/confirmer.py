@@ -70,6 +70,7 @@ class Confirmer:
             except Exception as exc:  # one bad answer must not hold the others for a whole lease
                 log.warning("tx_check_failed", chain_tx_id=tx["id"], nonce=tx["nonce"], error=str(exc)[:300])
                 self._recheck(tx, delay=ERROR_RECHECK_SECONDS)
+        log.info("confirmer_batch", checking=len(txs), confirmed=settled, head=head)  # the seed's line
         return settled
 
     def _prefetch(self, txs: list[dict[str, Any]]) -> None:

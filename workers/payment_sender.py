@@ -30,7 +30,7 @@ from shared.db.queries import q
 from shared.runtime import Runtime
 from shared.settlement import late_payments, payment_calls, payments, unmined
 from shared.settlement.authorizations import Outcome, fate, payment_terms
-from shared.settlement.payment_calls import Call, Next
+from shared.settlement.payment_calls import Next, PaymentCalls
 from shared.settlement.payments import Guard
 from shared.txs.broadcaster import Outgoing
 from shared.txs.relayer import Relayer
@@ -61,7 +61,7 @@ class PaymentSender(SenderStage):
         gas = self.settings.payment_gas_limit
         calls = {r["id"]: payment_calls.calls_for(self.usdc_abi, r, gas=gas) for r in rows}
         verdicts = payment_calls.preflight(self.rt.w3, relayer.address, calls, self.aggregator)
-        sendable: dict[Any, list[Call]] = {}
+        sendable: dict[Any, PaymentCalls] = {}
         deferred: dict[Any, str] = {}
         refused: dict[Any, str] = {}
         for row in rows:
@@ -77,7 +77,8 @@ class PaymentSender(SenderStage):
         outcomes = self._fates([r for r in rows if r["id"] in refused], deferred)
         fees = chain.quote_fees(self.rt.w3) if sendable else None
         if fees is not None:
-            relayer.ensure_gas_money(len(sendable), self.settings.payment_gas_limit, fees)
+            need = sum(self._plan(sendable, group).gas for group in self._groups(sendable, list(sendable)))
+            relayer.ensure_gas_money(1, need, fees)
         by_id = {r["id"]: r for r in rows}
         attempts = {r["id"]: int(r["attempts"]) for r in rows}
         valid_before = {r["id"]: int(r["valid_before"]) for r in rows}
@@ -135,11 +136,12 @@ class PaymentSender(SenderStage):
         conn: Connection[Any],
         relayer: Relayer,
         claim_token: uuid.UUID,
-        sendable: dict[Any, list[Call]],
+        sendable: dict[Any, PaymentCalls],
         fees: Fees | None,
     ) -> list[Outgoing]:
         """The payments this claim still owns go out in transactions of up to `aggregate_size` calls
-        (one Multicall3 transaction each; a lone payment goes straight to the asset)."""
+        (one Multicall3 transaction each; a lone payment goes straight to the asset; a contract
+        wallet's goes alone)."""
         owned = [
             r["id"]
             for r in conn.execute(
@@ -149,12 +151,11 @@ class PaymentSender(SenderStage):
         if not owned:
             return []
         assert fees is not None
-        size = self.settings.payment_aggregate_size if self.aggregator else 1
-        groups = [owned[i : i + size] for i in range(0, len(owned), size)]
+        groups = self._groups(sendable, owned)
         first = relayer.allocate(conn, len(groups))
         sent: list[Outgoing] = []
         for offset, group in enumerate(groups):
-            planned = payment_calls.plan([c for p in group for c in sendable[p]], aggregator=self.aggregator)
+            planned = self._plan(sendable, group)
             chain_tx_id, signed = relayer.sign_and_store(
                 conn,
                 nonce=first + offset,
@@ -176,6 +177,13 @@ class PaymentSender(SenderStage):
             context = {"payment_id": str(group[0])} if len(group) == 1 else {"payments": len(group)}
             sent.append(Outgoing(chain_tx_id, signed.raw, signed.tx_hash, signed.nonce, context))
         return sent
+
+    def _groups(self, sendable: dict[Any, PaymentCalls], ids: list[Any]) -> list[list[Any]]:
+        size = self.settings.payment_aggregate_size if self.aggregator else 1
+        return payment_calls.transactions(sendable, ids, size=size)
+
+    def _plan(self, sendable: dict[Any, PaymentCalls], group: list[Any]) -> payment_calls.PlannedTx:
+        return payment_calls.plan([c for p in group for c in sendable[p].calls], aggregator=self.aggregator)
 
     def _record_deferred(
         self,

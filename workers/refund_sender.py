@@ -22,7 +22,7 @@ from shared.chain import history
 from shared.db.queries import q
 from shared.runtime import Runtime
 from shared.settlement import payment_calls, refunds
-from shared.settlement.payment_calls import Call
+from shared.settlement.payment_calls import Call, PaymentCalls
 from shared.txs.broadcaster import Outgoing
 from shared.txs.relayer import Relayer
 from shared.txs.sender_stage import SenderStage
@@ -42,7 +42,10 @@ class RefundSender(SenderStage):
         super().__init__(runtime, keys, runtime.settings.refund_stage)
 
     def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, relayer: Relayer) -> None:
-        calls = {r["id"]: [Call(r["token_address"], self._calldata(r), REFUND_GAS)] for r in rows}
+        calls = {
+            r["id"]: PaymentCalls([Call(r["token_address"], self._calldata(r), REFUND_GAS)], alone=True)
+            for r in rows
+        }
         verdicts = payment_calls.preflight(self.rt.w3, relayer.address, calls, aggregator="")
         already = {
             r["id"]: self._refunded_in(r)
@@ -79,7 +82,7 @@ class RefundSender(SenderStage):
                     conn,
                     nonce=relayer.allocate(conn, 1),
                     to=r["token_address"],
-                    data=calls[r["id"]][0].data,
+                    data=calls[r["id"]].calls[0].data,
                     gas=REFUND_GAS,
                     fees=fees,
                     purpose="refund",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -23,6 +24,7 @@ from shared.x402 import (
     extensions,
 )
 
+log = structlog.get_logger()
 RETRY_AFTER_SECONDS = 10
 
 
@@ -100,17 +102,6 @@ async def mint(request: Request) -> Response:
             else None
         )
         recipient = recipient_of(purchase, payment.authorization.from_address, payment.authorization.nonce)
-        fp = idempotency.fingerprint(token.address, purchase.quantity, recipient, payment)
-        if identifier is not None and (named := await idempotency.named(request.app.state.pool, identifier)):
-            if named[1] != fp:
-                return rejection(
-                    409,
-                    extensions.IDENTIFIER_REUSED,
-                    "this payment identifier already named another payment",
-                    error=PAYMENT_FAILED,
-                    paymentQueueId=named[0],
-                )
-            return queued(named[0], purchase.quantity)  # the answer that payment got
         network = offer.v1_network if payment.x402_version == 1 else offer.v2_network
         verify_exact_payment(
             payment,
@@ -122,14 +113,55 @@ async def mint(request: Request) -> Response:
             now=int(time.time()),
             settle_margin=s.settle_margin_seconds,
             max_valid_for=s.max_timeout_seconds + s.clock_skew_seconds,
+            wallet_factories=s.wallet_factories,
         )
     except PaymentRejected as exc:
         return rejection(400, exc.reason, exc.message, error=PAYMENT_FAILED)
     except BadRequest as exc:
         return rejection(400, exc.reason, exc.message, error=PAYMENT_FAILED)
-    answer, queued_id = await queue_payment(request, token.address, token.asset, purchase, payment, recipient)
-    if identifier is not None and queued_id is not None:
-        await idempotency.remember(request.app.state.pool, identifier, queued_id, fp)
+    if identifier is None:
+        return (await queue_payment(request, token.address, token.asset, purchase, payment, recipient))[0]
+    return await queue_named(request, token, purchase, payment, recipient, identifier)
+
+
+async def queue_named(
+    request: Request,
+    token: Token,
+    purchase: PurchaseRequest,
+    payment: ExactEvmPayment,
+    recipient: str,
+    identifier: str,
+) -> Response:
+    """A payment the payer named (payment-identifier): the name is claimed first, so a retry, or a
+    race, with the same name gets the same payment — never a second one."""
+    pool, payer = request.app.state.pool, payment.authorization.from_address
+    fp = idempotency.fingerprint(token.address, purchase.quantity, recipient, payment)
+    claimed, existing = await idempotency.claim(pool, payer, identifier, fp)
+    if claimed is idempotency.Claim.SAME:
+        assert existing is not None
+        return queued(existing, purchase.quantity)  # the answer that payment got
+    if claimed is idempotency.Claim.OTHER:
+        return rejection(
+            409,
+            extensions.IDENTIFIER_REUSED,
+            "this payment identifier already names another payment of this payer",
+            error=PAYMENT_FAILED,
+        )
+    if claimed is idempotency.Claim.IN_FLIGHT:
+        return rejection(
+            409,
+            extensions.IDENTIFIER_IN_FLIGHT,
+            "a payment with this identifier is being written: post it again in a moment",
+            error=PAYMENT_FAILED,
+            headers={"Retry-After": "1"},
+        )
+    queued_id: str | None = None
+    try:
+        answer, queued_id = await queue_payment(
+            request, token.address, token.asset, purchase, payment, recipient
+        )
+    finally:
+        await idempotency.settle(pool, payer, identifier, fp, queued_id)
     return answer
 
 
@@ -211,4 +243,11 @@ async def queue_payment(
         )
         return refused, None
     assert result.payment_id is not None  # accepted, or a retry of it: the same answer
+    log.info(
+        "payment_queued" if result.outcome == "accepted" else "payment_retried",
+        payment_id=result.payment_id,
+        payer=auth.from_address,
+        quantity=purchase.quantity,
+        token=token,
+    )
     return queued(result.payment_id, purchase.quantity), result.payment_id

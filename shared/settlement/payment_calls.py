@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import requests
 from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import ContractLogicError
@@ -20,6 +21,8 @@ from shared.x402.wallets import Signer
 
 # Gas for the aggregate3 frame itself, on top of each call's own limit.
 AGGREGATE_GAS_BASE = 40_000
+# The node did not answer at all (as opposed to answering with an error).
+_TRANSPORT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, TimeoutError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,18 @@ NEEDS_AGGREGATOR = (
 )
 
 
-def calls_for(usdc_abi: Any, row: Mapping[str, Any], *, gas: int) -> list[Call]:
+@dataclass(frozen=True, slots=True)
+class PaymentCalls:
+    """The calls that pay one payment, and whether it must go alone: a contract wallet's payment runs
+    the wallet's code (ERC-1271) — and, not deployed yet, its factory's — inside our transaction, where
+    it could take all the gas or make the whole transaction revert. So it never shares a pre-flight
+    or a transaction with other payments."""
+
+    calls: list[Call]
+    alone: bool
+
+
+def calls_for(usdc_abi: Any, row: Mapping[str, Any], *, gas: int) -> PaymentCalls:
     """The calls that pay one payment: its `transferWithAuthorization` — the (v, r, s) form for an EOA's
     signature, the `bytes signature` form (FiatToken v2.2) for a contract wallet's, checked by its
     ERC-1271 — preceded, for a wallet not deployed yet (ERC-6492), by its factory call."""
@@ -87,8 +101,16 @@ def calls_for(usdc_abi: Any, row: Mapping[str, Any], *, gas: int) -> list[Call]:
     data = bytes.fromhex(str(usdc_abi.encode_abi("transferWithAuthorization", args=args)).removeprefix("0x"))
     transfer = Call(str(row["asset"]), data, gas)
     if signed.signer is Signer.COUNTERFACTUAL:
-        return [Call(signed.factory, signed.factory_calldata, DEPLOY_GAS), transfer]
-    return [transfer]
+        return PaymentCalls([Call(signed.factory, signed.factory_calldata, DEPLOY_GAS), transfer], alone=True)
+    return PaymentCalls([transfer], alone=signed.signer is not Signer.EOA)
+
+
+def transactions(payments: Mapping[Any, PaymentCalls], ids: Sequence[Any], *, size: int) -> list[list[Any]]:
+    """How payments go out: those that may share a transaction, `size` at a time; each other alone."""
+    shared = [i for i in ids if not payments[i].alone]
+    return [shared[n : n + size] for n in range(0, len(shared), size)] + [
+        [i] for i in ids if payments[i].alone
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,37 +136,60 @@ def plan(calls: Sequence[Call], *, aggregator: str) -> PlannedTx:
 
 
 def preflight(
+    w3: Web3, sender: str, payments: Mapping[Any, PaymentCalls], aggregator: str
+) -> dict[Any, Preflight]:
+    """eth_call every payment's calls: the ones that may share a transaction in one aggregate3 call,
+    each that goes alone by itself. A payment's verdict is its last call's (the transfer; a deployment
+    before it may fail alone, e.g. when the wallet exists already). When the node refuses the shared
+    aggregate as a whole (not a transport failure), each is asked alone, so one payment cannot hold up
+    the others."""
+    shared = {k: p.calls for k, p in payments.items() if not p.alone}
+    verdicts: dict[Any, Preflight] = {}
+    if aggregator and sum(len(c) for c in shared.values()) > 1:
+        try:
+            verdicts.update(_aggregate(w3, sender, shared, aggregator))
+            shared = {}
+        except _TRANSPORT as exc:  # no answer for the lot: each waits and is tried again
+            gone = Unavailable(f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500])
+            verdicts.update(dict.fromkeys(shared, gone))
+            shared = {}
+        except Exception:  # refused as a whole: one by one below
+            pass
+    for k, calls in {**shared, **{k: p.calls for k, p in payments.items() if p.alone}}.items():
+        if len(calls) == 1:
+            verdicts[k] = _single(w3, sender, calls[0].target, calls[0].data)
+        elif not aggregator:
+            verdicts[k] = NEEDS_AGGREGATOR
+        else:
+            try:
+                verdicts.update(_aggregate(w3, sender, {k: calls}, aggregator))
+            except ContractLogicError as exc:
+                verdicts[k] = revert_reason(exc)
+            except Exception as exc:
+                verdicts[k] = Unavailable(f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500])
+    return verdicts
+
+
+def _aggregate(
     w3: Web3, sender: str, calls: Mapping[Any, Sequence[Call]], aggregator: str
 ) -> dict[Any, Preflight]:
-    """eth_call every payment's calls: one aggregate3 call for the lot when possible, else one call
-    each. A payment's verdict is its last call's (the transfer; a deployment before it may fail alone,
-    e.g. when the wallet exists already)."""
-    if aggregator and sum(len(c) for c in calls.values()) > 1:
-        keys = list(calls)
-        flat = [(c.target, c.data) for k in keys for c in calls[k]]
-        try:
-            output = w3.eth.call(
-                {
-                    "from": Web3.to_checksum_address(sender),
-                    "to": Web3.to_checksum_address(aggregator),
-                    "data": HexStr("0x" + multicall.encode_aggregate3(flat).hex()),
-                }
-            )
-            results = multicall.decode_aggregate3(bytes(output))
-        except Exception as exc:  # no answer for the lot: each waits and is tried again
-            gone = Unavailable(f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500])
-            return dict.fromkeys(keys, gone)
-        verdicts: dict[Any, Preflight] = {}
-        end = 0
-        for k in keys:
-            end += len(calls[k])
-            last = results[end - 1]
-            verdicts[k] = None if last.success else reason_from_return_data(last.return_data)
-        return verdicts
-    return {
-        k: NEEDS_AGGREGATOR if len(c) > 1 else _single(w3, sender, c[0].target, c[0].data)
-        for k, c in calls.items()
-    }
+    keys = list(calls)
+    flat = [(c.target, c.data) for k in keys for c in calls[k]]
+    output = w3.eth.call(
+        {
+            "from": Web3.to_checksum_address(sender),
+            "to": Web3.to_checksum_address(aggregator),
+            "data": HexStr("0x" + multicall.encode_aggregate3(flat).hex()),
+        }
+    )
+    results = multicall.decode_aggregate3(bytes(output))
+    verdicts: dict[Any, Preflight] = {}
+    end = 0
+    for k in keys:
+        end += len(calls[k])
+        last = results[end - 1]
+        verdicts[k] = None if last.success else reason_from_return_data(last.return_data)
+    return verdicts
 
 
 def worded(reason: str, row: Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ _ID: Final = re.compile(r"[A-Za-z0-9_-]{16,128}")
 IDENTIFIER_REQUIRED: Final = "payment_identifier_required"
 IDENTIFIER_INVALID: Final = "invalid_payment_identifier"
 IDENTIFIER_REUSED: Final = "payment_identifier_reused"
+IDENTIFIER_IN_FLIGHT: Final = "payment_identifier_in_flight"
 
 
 def payment_identifier_declaration(*, required: bool) -> dict[str, Any]:

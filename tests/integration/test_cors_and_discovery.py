@@ -72,13 +72,16 @@ def test_cors_answers_configured_origins_only(settings: Settings, deployment: De
             headers={
                 "Origin": SHOP,
                 "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type, payment-signature",
+                # what @x402/fetch sends: it sets Access-Control-Expose-Headers on its own request
+                "Access-Control-Request-Headers": (
+                    "access-control-expose-headers, content-type, payment-signature"
+                ),
             },
         )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == SHOP
         allowed = preflight.headers["access-control-allow-headers"].lower()
-        assert "payment-signature" in allowed and "x-payment" in allowed
+        assert "payment-signature" in allowed and "access-control-expose-headers" in allowed
         offer = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"Origin": SHOP})
         assert offer.status_code == 402 and offer.headers["access-control-allow-origin"] == SHOP
         exposed = {h.strip().lower() for h in offer.headers["access-control-expose-headers"].split(",")}

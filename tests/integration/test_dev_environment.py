@@ -95,6 +95,16 @@ def test_dev_up_twice_then_demo_then_down(project_copy: Path, dev_database: str)
         demo = cli("demo")
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert demo.stdout.count(": completed, payment tx 0x") == 3
+
+        # Operator commands in the project, as the README shows them, with no settings given: they
+        # use the running dev environment's (and say so).
+        env.pop("DATABASE_URL")
+        stats = cli("stats")
+        assert stats.returncode == 0, stats.stdout + stats.stderr
+        assert "settings: .dev/dev.env" in stats.stderr and "== queue depth" in stats.stdout
+        listed = cli("token", "list")
+        assert listed.returncode == 0 and state["tokens"][0]["address"] in listed.stdout
+        env["DATABASE_URL"] = dev_database
     finally:
         down = cli("dev", "down")
     assert down.returncode == 0, down.stdout + down.stderr

@@ -14,15 +14,16 @@ from eth_account import Account
 from starlette.testclient import TestClient
 from web3 import Web3
 
+from api.app import create_app
 from cli.devnet import anvil, deploy
 from shared.chain.contracts import load_artifact
 from shared.config import Settings
 from shared.x402 import ExactEvmPayment, encode_payment_header
 from shared.x402.eip3009 import Authorization, Eip712Domain, sign_transfer
 from shared.x402.wallets import ERC6492_MAGIC
-from tests.integration.conftest import CHAIN_ID, Chain, Deployment
+from tests.integration.conftest import CHAIN_ID, Chain, Deployment, with_settings
 from tests.integration.helpers import ask_price
-from tests.integration.stages import Stages, finished, payment, rpc
+from tests.integration.stages import Stages, finished, payment, query, rpc
 
 pytestmark = pytest.mark.chain
 DEPLOYER = anvil.dev_account(anvil.DEPLOYER).address
@@ -107,10 +108,44 @@ def test_an_erc1271_wallet_buys_and_one_it_refuses_fails_clearly(
 
 
 def test_an_undeployed_wallet_signs_with_erc6492_and_is_deployed_by_the_paying_transaction(
-    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
+    settings: Settings, devchain: Chain, deployment: Deployment
 ) -> None:
     w3 = devchain.w3
     factory = _deploy(w3, "TestWalletFactory")
+    with TestClient(
+        create_app(with_settings(settings, wallet_factories=frozenset({factory.address.lower()})))
+    ) as client:
+        _buy_with_an_undeployed_wallet(client, settings, devchain, deployment, factory)
+
+
+def test_a_wallet_from_a_factory_we_do_not_deploy_with_is_refused(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    """The factory's code would run inside our transaction (it could take all the gas, or return
+    megabytes): an undeployed wallet is accepted only from the factories configured."""
+    factory = _deploy(devchain.w3, "TestWalletFactory")
+    owner, salt = Account.create(), os.urandom(32)
+    predicted = factory.functions.walletAddress(owner.address, salt).call()
+    accept = ask_price(client, deployment.token.address, 2)
+    auth, inner = wallet_signature(accept, predicted, owner.key.hex(), 2 * deployment.token.price)
+    deployment_call = bytes.fromhex(factory.encode_abi("createWallet", args=[owner.address, salt])[2:])
+    signature = (
+        encode(["address", "bytes", "bytes"], [factory.address, deployment_call, inner]) + ERC6492_MAGIC
+    )
+    header = encode_payment_header(ExactEvmPayment(1, "exact", accept["network"], signature, auth))
+    reply = client.post(
+        f"/api/mint/{deployment.token.address}", json={"quantity": 2}, headers={"X-PAYMENT": header}
+    )
+    assert (
+        reply.status_code == 400
+        and reply.json()["reason"] == "invalid_exact_evm_payload_undeployed_smart_wallet"
+    )
+
+
+def _buy_with_an_undeployed_wallet(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment, factory: Any
+) -> None:
+    w3 = devchain.w3
     owner, salt = Account.create(), os.urandom(32)
     predicted = factory.functions.walletAddress(owner.address, salt).call()
     assert w3.eth.get_code(predicted) == b""  # it does not exist yet, but it can be paid already
@@ -129,3 +164,34 @@ def test_an_undeployed_wallet_signs_with_erc6492_and_is_deployed_by_the_paying_t
     paid = rpc(w3, "eth_getTransactionByHash", row["tx_hash"])
     assert paid["to"] == "0xca11bde05977b3631167028862be2a173976ca11"  # deployment + transfer: Multicall3
     assert tokens_of(devchain, deployment, predicted) == 2 * deployment.token.mint_amount
+
+
+def test_contract_shaped_payments_naming_an_eoa_do_not_lock_it_out(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    """A contract wallet's signature is only checked on chain, so anyone can post such payments naming
+    any payer. Counted with the payer's own, they could fill its open-payments cap: they are counted
+    apart, and the payer's own (EOA-signed) payment still goes through."""
+    from cli.buyer import sign_payment
+
+    victim = Account.create()
+    token = deployment.token.address
+    accept = ask_price(client, token, 1)
+    ids = []
+    for _ in range(settings.max_pending_per_payer):  # unsigned junk, shaped like a wallet's signature
+        auth, _sig = wallet_signature(
+            accept, victim.address, Account.create().key.hex(), deployment.token.price
+        )
+        header = encode_payment_header(ExactEvmPayment(1, "exact", accept["network"], b"\x01" * 66, auth))
+        reply = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": header})
+        assert reply.status_code == 202, reply.text
+        ids.append(reply.json()["paymentQueueId"])
+    own = sign_payment(accept, victim.key.hex(), chain_id=CHAIN_ID)
+    reply = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": own})
+    assert reply.status_code == 202, reply.text  # not 429: the junk did not take the victim's slots
+    ids.append(reply.json()["paymentQueueId"])
+    query(
+        settings,
+        "UPDATE payment_queue SET status = 'failed', error = 'test cleanup' WHERE id = ANY(%s) RETURNING id",
+        ids,
+    )

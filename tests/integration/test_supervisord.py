@@ -4,6 +4,7 @@ FATAL, however often it is killed or whatever it depends on is down."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -102,6 +103,17 @@ def test_each_stage_stops_and_starts_while_the_others_run(
     ).read_text()
     for stage in ("payment-sender", "confirmer", "mint-sender"):
         assert f"stopped: {stage} (exit status 0)" in log, log
+    # Every program logs one JSON object a line (uvicorn's own lines too), with the seed's events.
+    logs = Path(str(supervisor.conf).replace("supervisord.conf", "run")) / "logs"
+    api_events = [json.loads(line) for line in (logs / "api.log").read_text().splitlines() if line.strip()]
+    assert any(e.get("logger", "").startswith("uvicorn") and e["component"] == "api" for e in api_events)
+    queued = [e for e in api_events if e["event"] == "payment_queued"]
+    assert {e["payment_id"] for e in queued} >= set(ids) and all(e["payer"] and e["quantity"] for e in queued)
+    confirmer = [
+        json.loads(line) for line in (logs / "confirmer.log").read_text().splitlines() if line.strip()
+    ]
+    batches = [e for e in confirmer if e["event"] == "confirmer_batch"]
+    assert batches and all(e["checking"] >= e["confirmed"] >= 0 for e in batches)
 
 
 def test_a_stage_killed_again_and_again_comes_back_by_itself(

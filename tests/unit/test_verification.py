@@ -159,7 +159,12 @@ def test_a_contract_wallets_signature_is_accepted_by_its_shape() -> None:
     good = payment().signature
     verify_exact_payment(payment(signature=b"\x01" + good), **TERMS)  # a wallet's own format
     wrapped = abi_encode(["address", "bytes", "bytes"], ["0x" + "fa" * 20, b"\xca\x11", b"\x01" + good])
-    verify_exact_payment(payment(signature=wrapped + ERC6492_MAGIC), **TERMS)  # not deployed yet
+    factories = frozenset({"0x" + "fa" * 20})
+    verify_exact_payment(payment(signature=wrapped + ERC6492_MAGIC), **TERMS, wallet_factories=factories)
+    # Not deployed yet, by a factory we do not deploy with: its code would run in our transaction.
+    refused = rejection(payment(signature=wrapped + ERC6492_MAGIC))
+    assert refused.reason == "invalid_exact_evm_payload_undeployed_smart_wallet"
+    assert "ERC6492_FACTORIES" in refused.message
     for malformed in (b"\x00" * 40 + ERC6492_MAGIC, b"", b"\x01" * (MAX_SIGNATURE_BYTES + 1)):
         assert rejection(payment(signature=malformed)).reason == "invalid_exact_evm_payload_signature"
     # 65 bytes is an EOA's: it must recover to `from`, as before.
