@@ -29,17 +29,25 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, component: str 
         structlog.contextvars.bind_contextvars(component=component)
 
 
+class AddComponent:
+    """A structlog processor naming the process's component (a class: uvicorn pickles its log config
+    for each worker process)."""
+
+    def __init__(self, component: str) -> None:
+        self.component = component
+
+    def __call__(self, _: Any, __: str, event: Any) -> Any:
+        if self.component:
+            event.setdefault("component", self.component)
+        return event
+
+
 def stdlib_logging_config(level: str = "INFO", fmt: str = "json", *, component: str = "") -> dict[str, Any]:
     """A `logging.config.dictConfig` for libraries that log through the standard library (uvicorn's
     own lines): rendered like ours — one JSON (or console) line, with the level, time and component."""
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
-
-    def add_component(_: Any, __: str, event: Any) -> Any:
-        if component:
-            event.setdefault("component", component)
-        return event
 
     return {
         "version": 1,
@@ -52,7 +60,7 @@ def stdlib_logging_config(level: str = "INFO", fmt: str = "json", *, component: 
                     structlog.stdlib.add_log_level,
                     structlog.stdlib.add_logger_name,
                     structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    add_component,
+                    AddComponent(component),
                 ],
             }
         },

@@ -16,6 +16,7 @@ watches failed payments until their authorization expires (shared/settlement/lat
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -64,12 +65,17 @@ class PaymentSender(SenderStage):
         sendable: dict[Any, PaymentCalls] = {}
         deferred: dict[Any, str] = {}
         refused: dict[Any, str] = {}
+        unanswered: set[Any] = set()
         for row in rows:
             verdict = verdicts[row["id"]]
             if verdict is None:
                 sendable[row["id"]] = calls[row["id"]]
             elif isinstance(verdict, payment_calls.Unavailable):
-                deferred[row["id"]] = verdict.error
+                if int(row["valid_before"]) <= time.time():  # past its validBefore: the chain decides
+                    refused[row["id"]] = verdict.error
+                    unanswered.add(row["id"])
+                else:
+                    deferred[row["id"]] = verdict.error
             elif is_transient(verdict):
                 deferred[row["id"]] = verdict
             else:
@@ -95,6 +101,7 @@ class PaymentSender(SenderStage):
                     valid_before=valid_before[payment_id],
                     undetermined_looks=int(by_id[payment_id]["undetermined_looks"]),
                     review_after=self.settings.payment_review_attempts,
+                    answered=payment_id not in unanswered,
                 )
                 if step is Next.FINAL:
                     assert outcome is not None

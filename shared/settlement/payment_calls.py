@@ -231,13 +231,21 @@ class Next(StrEnum):
 
 
 def after_refusal(
-    reason: str, outcome: Outcome | None, *, valid_before: int, undetermined_looks: int, review_after: int
+    reason: str,
+    outcome: Outcome | None,
+    *,
+    valid_before: int,
+    undetermined_looks: int,
+    review_after: int,
+    answered: bool = True,
 ) -> tuple[Next, str]:
     """A refusal (a revert reason at the head) is never a verdict by itself: where the authorization
     stands at a block CONFIRMATIONS deep decides (`outcome`; None when the node did not answer that
     lookup: it waits, uncounted). An expired authorization may well have been used — and paid — before
     it expired; one used at the head may not be used at depth yet. Used, but how out of reach: it waits,
-    and after `review_after` such looks (counting this one) goes to review. Pure."""
+    and after `review_after` such looks (counting this one) goes to review. A payment whose pre-flight
+    got no answer (`answered` false) is looked up once its validBefore passed, so that nothing waits
+    for a pre-flight for ever: expired unused, it fails. Pure."""
     if outcome is None:
         return Next.WAIT, f"its authorization could not be looked up ({reason})"
     if outcome.fate is Fate.UNDETERMINED:
@@ -250,6 +258,8 @@ def after_refusal(
         return Next.WAIT, "authorization used in a block not yet deep enough"
     if outcome.at.timestamp >= valid_before:
         return Next.FAIL, "authorization_expired: it expired unused"
+    if not answered:  # the pre-flight got no answer for it, and it may still pay: ask again
+        return Next.WAIT, reason
     if EXPIRED in reason:
         return Next.WAIT, "authorization expired at the head, not yet at depth"
     return Next.FAIL_WATCHED, reason

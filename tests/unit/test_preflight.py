@@ -65,3 +65,36 @@ def test_a_lookup_the_node_did_not_answer_waits_uncounted() -> None:
     """A node that drops requests (an outage) must not send payments to review, however long."""
     step, _ = after_refusal(POOR, None, valid_before=100, undetermined_looks=99, review_after=3)
     assert step is Next.WAIT
+
+
+def test_a_payment_whose_preflight_never_answers_is_decided_once_it_expired() -> None:
+    """Nothing waits for a pre-flight for ever: past validBefore, the chain at depth decides."""
+    silent = "pre-flight unavailable: the node errs for this one"
+    assert (
+        after_refusal(
+            silent,
+            at(Fate.UNUSED, 150),
+            valid_before=100,
+            undetermined_looks=0,
+            review_after=3,
+            answered=False,
+        )[0]
+        is Next.FAIL
+    )
+    assert (
+        after_refusal(
+            silent,
+            at(Fate.UNUSED, 99),
+            valid_before=100,
+            undetermined_looks=0,
+            review_after=3,
+            answered=False,
+        )[0]
+        is Next.WAIT
+    )  # not expired at depth yet: no verdict from silence
+    assert (
+        after_refusal(
+            silent, at(Fate.PAID), valid_before=100, undetermined_looks=0, review_after=3, answered=False
+        )[0]
+        is Next.FINAL
+    )
