@@ -14,12 +14,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.catalog import TokenCatalog
+from api.dashboard import Figures
 from api.errors import rejection
 from api.limits import RequestLimits
 from api.openapi import openapi
 from api.payment_writer import PaymentWriter
+from api.routes import dashboard
 from api.routes.discovery import well_known_x402
 from api.routes.health import healthz
+from api.routes.metrics import metrics
 from api.routes.mint import mint, offer_page
 from api.routes.payments import payment_status
 from api.routes.tokens import token_info
@@ -73,6 +76,7 @@ def create_app(settings: Settings) -> Starlette:
             wait=False,  # up while PostgreSQL is not: 503 until it is (supervisord never sees it fail)
         )
         app.state.catalog = TokenCatalog(app.state.pool)
+        app.state.figures = Figures(app.state.pool)
         app.state.payment_writer = PaymentWriter(
             app.state.pool, batch_size=settings.ingress_batch_size, writers=settings.ingress_writers
         )
@@ -91,6 +95,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/.well-known/x402", well_known_x402, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            *(dashboard.routes() if settings.dashboard else []),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         middleware=[

@@ -7,6 +7,14 @@ from starlette.responses import JSONResponse
 PAYMENT_FAILED = "x402 payment verification failed"
 
 
+class Rejection(JSONResponse):
+    """A refusal; its `reason` is kept on the response too (the metrics count refusals by it)."""
+
+    def __init__(self, body: dict[str, object], status: int, headers: dict[str, str] | None) -> None:
+        super().__init__(body, status_code=status, headers=headers)
+        self.reason = str(body["reason"])
+
+
 def rejection(
     status: int,
     reason: str,
@@ -15,6 +23,6 @@ def rejection(
     error: str = "request rejected",
     headers: dict[str, str] | None = None,
     **extra: object,
-) -> JSONResponse:
+) -> Rejection:
     body: dict[str, object] = {"error": error, "reason": reason, "message": message, **extra}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return Rejection(body, status, headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +24,7 @@ app = typer.Typer(help="The local dev environment under .dev/.", no_args_is_help
 SUPERVISORD_CONF = PROJECT_ROOT / "supervisord.conf"
 ENV_FILE = DEV_DIR / "dev.env"
 ANVIL_PID = DEV_DIR / "anvil.pid"
+METRICS_DIR = DEV_DIR / "metrics"  # PROMETHEUS_MULTIPROC_DIR in supervisord.conf
 DEFAULT_API_PORT = 8402
 DEFAULT_RPC_PORT = 8545
 API_WORKERS = max(1, min(4, os.cpu_count() or 1))  # one uvicorn worker per core
@@ -92,6 +94,8 @@ def _start_supervisord() -> None:
         _supervisorctl("restart", "all")  # pick up a new .dev/dev.env
         return
     env = {**os.environ, "X402_ENV_FILE": str(ENV_FILE)}
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)  # a new supervisord: counters start from zero
+    METRICS_DIR.mkdir(parents=True)
     exe = PROJECT_ROOT / ".venv" / "bin" / "supervisord"
     subprocess.run([str(exe), "-c", str(SUPERVISORD_CONF)], env=env, check=True)
 
@@ -132,6 +136,7 @@ def up(
                 "PAYMENT_RELAYER_KEY": payment_relayer.key.hex(),
                 "MINT_RELAYER_KEY": mint_relayer.key.hex(),
                 "LOG_FORMAT": "json",
+                "DASHBOARD": "true",  # on a loopback-bound API: for whoever works on this machine
             }.items()
         )
     )
@@ -157,6 +162,7 @@ def up(
         f"dev environment up: API {state['api_url']}, RPC {rpc_url}, chain {chain_id}; "
         f"state in {DEVNET_FILE.relative_to(PROJECT_ROOT)}"
     )
+    typer.echo(f"  live dashboard {state['api_url']}/dashboard   |   metrics {state['api_url']}/metrics")
     typer.echo(f"  supervisorctl -c {SUPERVISORD_CONF.name} status   |   x402-mint dev down")
 
 

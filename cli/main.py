@@ -26,6 +26,7 @@ app.add_typer(bench.app, name="bench")
 app.command("stats")(ops.stats)
 app.command("requeue")(ops.requeue)
 app.command("archive")(ops.archive)
+app.command("metrics")(ops.metrics)
 app.command("resolve")(money.resolve)
 app.command("refund")(money.refund)
 app.command("demo")(demo.demo)
@@ -77,7 +78,7 @@ def worker(stage: StageName) -> None:
         return  # stopped while waiting
     runtime, instance = started
     try:
-        run_stage(instance, settings.database_url, stop)
+        run_stage(instance, settings.database_url, stop, on_tick=lambda: runtime.report_health(stage.value))
     finally:
         runtime.close()
 

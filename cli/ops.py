@@ -117,3 +117,25 @@ def archive(
             if moved < batch:
                 break
     typer.echo(f"archived {total} finished payment(s) older than {older_than_days} day(s), with their mints")
+
+
+def metrics(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(9402, help="Port of /metrics."),
+) -> None:
+    """Serve the Prometheus metrics of this host's processes (PROMETHEUS_MULTIPROC_DIR) and the
+    database's figures, for a host that runs stages but no API (the API serves the same at /metrics)."""
+    import signal
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from shared.db.gauges import scrape_registry
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server, _ = start_http_server(port, addr=host, registry=scrape_registry(operator_settings().database_url))
+    typer.echo(f"metrics on http://{host}:{port}/metrics", err=True)
+    stop.wait()
+    server.shutdown()

@@ -63,6 +63,14 @@ def _addresses(env: Mapping[str, str], name: str) -> frozenset[str]:
     return frozenset(listed)
 
 
+def _rpc_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """RPC_URLS (comma-separated, in order of preference), else RPC_URL, else the local node."""
+    listed = tuple(u.strip() for u in env.get("RPC_URLS", "").split(",") if u.strip())
+    if listed and env.get("RPC_URL") and env["RPC_URL"] not in listed:
+        raise ConfigError("set RPC_URLS or RPC_URL, not both (or list RPC_URL in RPC_URLS)")
+    return listed or (env.get("RPC_URL") or DEFAULT_RPC_URL,)
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = (env.get(name) or "false").strip().lower()
     if raw not in ("true", "false", "1", "0", "yes", "no"):
@@ -136,7 +144,7 @@ class StageSettings:
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str
-    rpc_url: str = DEFAULT_RPC_URL
+    rpc_url: str = DEFAULT_RPC_URL  # the first of rpc_urls
     chain_id: int = 31337
     network: str = ""  # x402 network name; empty = derived from chain_id
     api_host: str = "127.0.0.1"
@@ -186,6 +194,22 @@ class Settings:
     ingress_writers: int = 2
     log_level: str = "INFO"
     log_format: str = "json"
+    rpc_more_urls: tuple[str, ...] = ()  # RPC_URLS after the first: failover endpoints
+    rpc_max_lag_blocks: int = 5
+    rpc_quarantine_seconds: float = 30.0
+    metrics_token: str = field(default="", repr=False)  # bearer token for /metrics; "" = loopback API only
+    dashboard: bool = False  # serve /dashboard (off unless configured)
+    dashboard_token: str = field(default="", repr=False)  # required unless the API listens on loopback only
+
+    @property
+    def api_on_loopback(self) -> bool:
+        """The API listens on this machine's loopback only (no one else can reach it directly)."""
+        return self.api_host in ("127.0.0.1", "localhost", "::1") or self.api_host.startswith("127.")
+
+    @property
+    def rpc_urls(self) -> tuple[str, ...]:
+        """Every RPC endpoint, in order of preference (RPC_URLS; RPC_URL alone still works)."""
+        return (self.rpc_url, *self.rpc_more_urls)
 
     @property
     def refund_keys(self) -> tuple[str, ...]:
@@ -228,7 +252,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     e = read_environment() if env is None else env
     return Settings(
         database_url=_get(e, "DATABASE_URL"),
-        rpc_url=e.get("RPC_URL") or DEFAULT_RPC_URL,
+        rpc_url=_rpc_urls(e)[0],
+        rpc_more_urls=_rpc_urls(e)[1:],
+        rpc_max_lag_blocks=_int(e, "RPC_MAX_LAG_BLOCKS", 5),
+        rpc_quarantine_seconds=_float(e, "RPC_QUARANTINE_SECONDS", 30.0),
         chain_id=_int(e, "CHAIN_ID", 31337),
         network=e.get("X402_NETWORK", ""),
         api_host=e.get("API_HOST") or "127.0.0.1",
@@ -285,4 +312,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ingress_writers=_positive(e, "INGRESS_WRITERS", 2),
         log_level=e.get("LOG_LEVEL") or "INFO",
         log_format=e.get("LOG_FORMAT") or "json",
+        metrics_token=e.get("METRICS_TOKEN", ""),
+        dashboard=_flag(e, "DASHBOARD"),
+        dashboard_token=e.get("DASHBOARD_TOKEN", ""),
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import socket
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import Connection
@@ -12,8 +15,12 @@ from web3 import Web3
 
 from shared import chain
 from shared.chain.contracts import load_artifact
+from shared.chain.endpoints import FailoverProvider
 from shared.config import Settings
 from shared.db.pools import open_pool
+from shared.db.queries import q
+
+HEALTH_EVERY_SECONDS = 10.0
 
 
 @dataclass
@@ -21,6 +28,7 @@ class Runtime:
     settings: Settings
     pool: ConnectionPool[Connection[DictRow]]
     w3: Web3
+    _health_reported_at: float = field(default=float("-inf"), repr=False)
 
     def usdc(self, address: str | None = None) -> Any:
         return self._contract("TestUSDC", address)
@@ -34,6 +42,33 @@ class Runtime:
             return self.w3.eth.contract(abi=abi)
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
 
+    def report_health(self, stage: str) -> None:
+        """Every HEALTH_EVERY_SECONDS: how this process sees each RPC endpoint, written where every
+        exporter, `stats` and the dashboard read it (rpc_endpoints, 0016)."""
+        provider = self.w3.provider
+        now = time.monotonic()
+        if (
+            not isinstance(provider, FailoverProvider)
+            or now - self._health_reported_at < HEALTH_EVERY_SECONDS
+        ):
+            return
+        self._health_reported_at = now
+        reporter = f"{socket.gethostname()}/{stage}/{os.getpid()}"
+        with self.pool.connection() as conn, conn.transaction():
+            for h in provider.health():
+                conn.execute(
+                    q("record_rpc_endpoint"),
+                    {
+                        "endpoint": h.label,
+                        "reporter": reporter,
+                        "up": h.up,
+                        "head": h.head,
+                        "lag": h.lag,
+                        "error": h.error,
+                    },
+                )
+            conn.execute(q("forget_old_rpc_reports"))
+
     def close(self) -> None:
         self.pool.close()
 
@@ -42,5 +77,10 @@ def open_runtime(settings: Settings, *, pool_size: int = 4, connect_timeout: flo
     return Runtime(
         settings=settings,
         pool=open_pool(settings.database_url, max_size=pool_size, timeout=connect_timeout),
-        w3=chain.connect(settings.rpc_url, settings.rpc_timeout_seconds),
+        w3=chain.connect(
+            settings.rpc_urls,
+            settings.rpc_timeout_seconds,
+            max_lag_blocks=settings.rpc_max_lag_blocks,
+            quarantine_seconds=settings.rpc_quarantine_seconds,
+        ),
     )

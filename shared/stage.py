@@ -140,12 +140,25 @@ def _drain_timed_out() -> None:
     os._exit(3)
 
 
-def run_stage(stage: Stage, database_url: str, stop: threading.Event, *, error_backoff: float = 1.0) -> None:
-    """Run `stage` until `stop` is set."""
+def run_stage(
+    stage: Stage,
+    database_url: str,
+    stop: threading.Event,
+    *,
+    error_backoff: float = 1.0,
+    on_tick: Callable[[], None] | None = None,
+) -> None:
+    """Run `stage` until `stop` is set; `on_tick` (e.g. reporting RPC health) runs before each batch,
+    and a failure of it is logged, never fatal."""
     listener = Listener(database_url, stage.channels)
     log.info("stage_started", stage=stage.name, batch_size=stage.stage_settings.batch_size)
     try:
         while not stop.is_set():
+            if on_tick is not None:
+                try:
+                    on_tick()
+                except Exception as exc:
+                    log.warning("tick_failed", stage=stage.name, error=str(exc)[:300])
             try:
                 handled = stage.run_once()
             except Exception:

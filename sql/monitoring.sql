@@ -63,3 +63,19 @@ SELECT count(*) AS watched FROM payment_queue WHERE status = 'failed' AND watch_
 SELECT address, symbol, max_mint_count, reserved_mints, available_mints
   FROM token_reservations
  ORDER BY address;
+
+-- name: rpc_endpoints
+-- Each RPC endpoint (RPC_URLS) as the stage processes saw it in the last minute (0016): out when
+-- any of them took it out (no answer, or more than RPC_MAX_LAG_BLOCKS behind), and why.
+SELECT endpoint, bool_and(up) AS up, max(lag) AS lag_blocks, max(head) AS head, count(*) AS reporters,
+       string_agg(DISTINCT error, '; ') AS why_out
+  FROM rpc_endpoints
+ WHERE observed_at > now() - interval '1 minute'
+ GROUP BY endpoint
+ ORDER BY endpoint;
+
+-- name: relayers
+-- Each relayer key's gas money (wei) and mined nonce, as its stage last saw them (0016).
+SELECT stage, address, balance_wei, mined_nonce, observed_at
+  FROM relayer_status
+ ORDER BY stage, address;

@@ -20,6 +20,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
+from shared import metrics
 from shared.chain import history, rpc_batch
 from shared.db.queries import q
 from shared.runtime import Runtime
@@ -61,6 +62,7 @@ class Confirmer:
         if not txs:
             self._schedule_wake()
             return 0
+        metrics.batch_size.labels(self.name).observe(len(txs))
         head = self.rt.w3.eth.block_number
         self._prefetch(txs)
         settled = 0
@@ -188,6 +190,7 @@ class Confirmer:
             rows = (
                 conn.execute(q(query), {"chain_tx_id": tx["id"], "error": reason}).fetchall() if query else []
             )
+        metrics.transactions_dropped.labels(tx["purpose"], state).inc()
         log.warning(
             "work_replanned",
             chain_tx_id=tx["id"],

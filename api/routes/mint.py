@@ -10,12 +10,13 @@ from starlette.responses import JSONResponse, Response
 
 from api import idempotency
 from api.catalog import Token
-from api.errors import PAYMENT_FAILED, rejection
+from api.errors import PAYMENT_FAILED, Rejection, rejection
 from api.offers import Offer, make_offer, payment_required
 from api.payment_writer import NewPayment, PaymentWriter
 from api.paywall import paywall
 from api.purchase import BadRequest, PurchaseRequest, parse_purchase, parse_quantity, recipient_of
 from api.verification import verify_exact_payment
+from shared import metrics
 from shared.x402 import (
     ExactEvmPayment,
     PaymentRejected,
@@ -83,6 +84,20 @@ async def offer_page(request: Request) -> Response:
 
 
 async def mint(request: Request) -> Response:
+    """A POST, counted and timed for the metrics: accepted (202) by x402 version, refused by reason
+    (a 402 — asking the price — is neither)."""
+    started = time.perf_counter()
+    answer = await buy(request)
+    if answer.status_code != 402:
+        metrics.accept_seconds.observe(time.perf_counter() - started)
+    if answer.status_code == 202:
+        metrics.payments_accepted.labels("2" if request.headers.get("payment-signature") else "1").inc()
+    elif isinstance(answer, Rejection):
+        metrics.payments_refused.labels(answer.reason).inc()
+    return answer
+
+
+async def buy(request: Request) -> Response:
     s = request.app.state.settings
     token = await request.app.state.catalog.get(request.path_params["token_address"])
     if token is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,12 +12,23 @@ from web3 import Web3
 from web3.exceptions import Web3RPCError
 
 from shared.chain.broadcast_errors import BroadcastOutcome, classify_broadcast_error
+from shared.chain.endpoints import FailoverProvider
 
 
-def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
-    """A web3 client over HTTP; retries are ours to decide, so the provider does not retry."""
+def connect(
+    rpc_urls: str | Sequence[str],
+    timeout: float = 10.0,
+    *,
+    max_lag_blocks: int = 5,
+    quarantine_seconds: float = 30.0,
+) -> Web3:
+    """A web3 client over HTTP, on one endpoint or several (failover, broadcast to all, lagging ones
+    taken out: shared/chain/endpoints.py); retries are ours to decide, so the provider does not retry."""
+    urls = [rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls)
     return Web3(
-        Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+        FailoverProvider(
+            urls, timeout=timeout, max_lag_blocks=max_lag_blocks, quarantine_seconds=quarantine_seconds
+        )
     )
 
 

@@ -14,6 +14,7 @@ import structlog
 from psycopg import Connection
 from web3.types import TxReceipt
 
+from shared import metrics
 from shared.db.queries import q
 from shared.settlement import payments
 from shared.settlement.authorizations import Fate, Outcome
@@ -50,9 +51,10 @@ def settle_mints(
     mints = conn.execute(q("mints_of_chain_tx"), {"chain_tx_id": chain_tx_id}).fetchall()
     minted, refused = mint_results(receipt) if receipt["status"] == 1 else (set(), {})
     args = {"chain_tx_id": chain_tx_id, "tx_hash": tx_hash}
-    conn.execute(
+    for done in conn.execute(
         q("complete_sent_mints"), {**args, "ids": [m["id"] for m in mints if m["mint_id"] in minted]}
-    )
+    ):
+        metrics.mint_seconds.observe(done["since_paid_seconds"])
     for m in mints:
         if m["mint_id"] in refused:
             conn.execute(q("fail_sent_mints"), {**args, "ids": [m["id"]], "error": refused[m["mint_id"]]})

@@ -14,6 +14,7 @@ import psycopg
 import structlog
 from psycopg import Connection
 
+from shared import metrics
 from shared.db.queries import q
 from shared.settlement.authorizations import Fate, Outcome, PaidBy
 from shared.settlement.mint_ids import mint_id
@@ -59,6 +60,7 @@ def complete(conn: Connection[Any], payment_id: Any, guard: Guard, paid_by: Paid
             return None
         log.error("payment_refund_owed", payment_id=str(payment_id), tx_hash=paid_by.tx_hash)
         return "refund_owed"
+    metrics.payment_paid_seconds.observe(row["waited_seconds"])
     log.info(
         "payment_completed",
         payment_id=str(payment_id),

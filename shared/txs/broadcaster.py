@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from shared import chain
+from shared import chain, metrics
 from shared.chain.broadcast_errors import BroadcastOutcome
 from shared.runtime import Runtime
 from shared.txs import txstore
@@ -32,6 +32,7 @@ def broadcast_stored(rt: Runtime, outgoing: list[Outgoing], event: str) -> set[B
     for item in outgoing:
         outcome, message = chain.broadcast(rt.w3, item.raw)
         seen.add(outcome)
+        metrics.transactions_broadcast.labels(event, outcome.value).inc()
         results.append((item.chain_tx_id, None if outcome.delivered else f"{outcome.value}: {message}"))
         log.info(
             event,

@@ -7,6 +7,7 @@ share a key, because every nonce is allocated under the key's row lock in Postgr
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -14,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from psycopg import Connection
 from web3 import Web3
 
-from shared import chain
+from shared import chain, metrics
 from shared.chain import Fees
 from shared.chain.broadcast_errors import BroadcastOutcome
 from shared.db.queries import q
@@ -25,6 +26,7 @@ from shared.txs.retry import bumped_fees
 
 log = structlog.get_logger()
 UPKEEP_BATCH = 20
+STATUS_EVERY_SECONDS = 10.0
 GAP_FILL_BATCH = 50
 
 
@@ -39,6 +41,7 @@ class Relayer:
         self.account = account
         self.address = account.address.lower()
         self.stage = stage
+        self._reported_at = float("-inf")
 
     def reconcile_nonce(self) -> int:
         """Line the stored next nonce up with the chain (at start, and after "nonce too low")."""
@@ -91,6 +94,29 @@ class Relayer:
     def upkeep(self) -> int:
         """Fill nonce gaps, then re-sign this relayer's stuck transactions with bumped fees."""
         return self.fill_nonce_gaps() + self.bump_stuck()
+
+    def report_status(self) -> int:
+        """Every STATUS_EVERY_SECONDS: the key's gas money and mined nonce, written where the metrics,
+        `stats` and the dashboard read them (relayer_status, 0016). Nothing moves: returns 0."""
+        now = time.monotonic()
+        if now - self._reported_at < STATUS_EVERY_SECONDS:
+            return 0
+        self._reported_at = now
+        account = Web3.to_checksum_address(self.address)
+        balance = int(self.rt.w3.eth.get_balance(account))
+        mined = int(self.rt.w3.eth.get_transaction_count(account, "latest"))
+        with self.rt.pool.connection() as conn:
+            conn.execute(
+                q("record_relayer_status"),
+                {
+                    "chain_id": self.settings.chain_id,
+                    "address": self.address,
+                    "stage": self.stage,
+                    "balance": balance,
+                    "mined": mined,
+                },
+            )
+        return 0
 
     def fill_nonce_gaps(self) -> int:
         """Nonces between the chain's mined count and our lowest open transaction that have no stored
@@ -163,6 +189,7 @@ class Relayer:
                         {"bumped_max_fee": fees.max_fee_per_gas},
                     )
                 )
+        metrics.transactions_bumped.labels(self.stage).inc(len(outgoing))
         broadcast_stored(self.rt, outgoing, "tx_fee_bumped")  # "nonce too low" here: it was mined
         return len(outgoing)
 

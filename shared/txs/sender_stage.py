@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from eth_account.signers.local import LocalAccount
 
+from shared import metrics
 from shared.config import StageSettings
 from shared.db.queries import q
 from shared.runtime import Runtime
@@ -66,6 +67,7 @@ class SenderStage:
             ).fetchall()
         if not rows:
             return upkept
+        metrics.batch_size.labels(self.name).observe(len(rows))
         try:
             self.process(rows, claim_token, self.next_relayer())
         except Exception as exc:
@@ -76,7 +78,10 @@ class SenderStage:
 
     def upkeep(self) -> int:
         """Each key fills its nonce gaps and re-signs its stuck transactions with bumped fees."""
-        return self.run_parts([(f"relayer {r.address}", r.upkeep) for r in self.relayers])
+        return self.run_parts(
+            [(f"relayer {r.address}", r.upkeep) for r in self.relayers]
+            + [(f"relayer {r.address} status", r.report_status) for r in self.relayers]
+        )
 
     def run_parts(self, parts: Sequence[tuple[str, Callable[[], int]]]) -> int:
         """Run each part of the upkeep; one that fails (an RPC error) is logged and tried again next

@@ -43,9 +43,11 @@ UPDATE mint_queue
 SELECT id, mint_id, attempts FROM mint_queue WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent';
 
 -- name: complete_sent_mints
+-- confirmer: the mint transaction minted these (a mint row is created when its payment is paid).
 UPDATE mint_queue
    SET status = 'completed', tx_hash = %(tx_hash)s, processed_at = now(), updated_at = now()
- WHERE id = ANY(%(ids)s) AND status = 'sent' AND chain_tx_id = %(chain_tx_id)s;
+ WHERE id = ANY(%(ids)s) AND status = 'sent' AND chain_tx_id = %(chain_tx_id)s
+RETURNING extract(epoch FROM now() - created_at)::float8 AS since_paid_seconds;
 
 -- name: fail_sent_mints
 UPDATE mint_queue

@@ -79,7 +79,8 @@ UPDATE payment_queue
  WHERE id = %(id)s AND status = %(expected)s::payment_status
    AND (%(claim_token)s::uuid IS NULL OR claim_token = %(claim_token)s::uuid)
    AND (%(chain_tx_id)s::bigint IS NULL OR chain_tx_id = %(chain_tx_id)s::bigint)
-RETURNING id, token_address, asset, payer, recipient, quantity, nonce;
+RETURNING id, token_address, asset, payer, recipient, quantity, nonce,
+          extract(epoch FROM now() - created_at)::float8 AS waited_seconds;
 
 -- name: owe_refund
 -- Its own transfer paid it, but it can never be minted (the supply sold out after it failed): the

@@ -4,13 +4,16 @@ node with the compiled contracts deployed, and the three stages running in threa
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -132,6 +135,7 @@ class Pipeline:
             thread = threading.Thread(
                 target=run_stage,
                 args=(stage, self.settings.database_url, self.stop),
+                kwargs={"on_tick": partial(rt.report_health, stage.name)},  # as `x402-mint worker` does
                 name=stage.name,
                 daemon=True,
             )
@@ -214,3 +218,31 @@ def manual_mining(devchain: Chain) -> Iterator[None]:
         yield
     finally:
         devchain.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser() -> Any:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is required (make install-test installs it)")
+    with sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            yield instance
+        finally:
+            instance.close()

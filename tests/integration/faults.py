@@ -45,6 +45,8 @@ class FaultyProxy:
         return self
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return  # stopped already (a test made it die)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -225,3 +227,75 @@ class TcpForward:
 
     def __exit__(self, *exc: object) -> None:
         self._proxy.stop()
+
+
+class LaggingRpc:
+    """An HTTP JSON-RPC proxy in front of the node that behaves as a node `lag` blocks behind it: its
+    head is the node's minus `lag`, it has no receipt and no log from a newer block. It records every
+    method it is asked, so a test can say what such a node was trusted with."""
+
+    def __init__(self, port: int, target_url: str, lag: int) -> None:
+        import http.server
+        import json
+        import urllib.request
+
+        proxy = self
+
+        def forward(request: dict[str, object]) -> dict[str, object]:
+            body = json.dumps(request).encode()
+            ask = urllib.request.Request(
+                proxy.target_url, data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(ask, timeout=30) as reply:
+                answer: dict[str, object] = json.loads(reply.read())
+            return answer
+
+        def head() -> int:
+            real = forward({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []})
+            return max(0, int(str(real["result"]), 16) - proxy.lag)
+
+        def answer(request: dict[str, object]) -> dict[str, object]:
+            method = str(request.get("method"))
+            proxy.asked.append(method)
+            if method == "eth_blockNumber":
+                return {"jsonrpc": "2.0", "id": request.get("id"), "result": hex(head())}
+            if method == "eth_getLogs":
+                (params,) = request["params"]  # type: ignore[misc]
+                params["toBlock"] = hex(min(_block(params.get("toBlock", "latest")), head()))
+            reply = forward(request)
+            receipt = reply.get("result")
+            if (
+                method == "eth_getTransactionReceipt"
+                and isinstance(receipt, dict)
+                and int(str(receipt["blockNumber"]), 16) > head()
+            ):
+                reply["result"] = None
+            return reply
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                replies = [answer(r) for r in request] if isinstance(request, list) else answer(request)
+                payload = json.dumps(replies).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.target_url, self.lag = target_url, lag
+        self.asked: list[str] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="lagging-rpc")
+
+    def __enter__(self) -> LaggingRpc:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -17,9 +17,10 @@ STAGES = ("payment-sender", "confirmer", "mint-sender", "refund-sender")
 
 
 class Supervisor:
-    def __init__(self, conf: Path, api_url: str) -> None:
+    def __init__(self, conf: Path, api_url: str, metrics_url: str) -> None:
         self.conf = conf
         self.api_url = api_url
+        self.metrics_url = metrics_url  # the stand-alone exporter (program `metrics`)
 
     def ctl(self, *args: str) -> str:
         result = subprocess.run(
@@ -51,6 +52,7 @@ def launch(tmp_path: Path, settings: Settings, *, copies: int = 1, **overrides: 
     run_dir = tmp_path / "run"
     (run_dir / "logs").mkdir(parents=True)
     api_port = free_port(18402)
+    metrics_port = free_port(19502)
     env = {
         "DATABASE_URL": settings.database_url,
         "RPC_URL": settings.rpc_url,
@@ -67,6 +69,8 @@ def launch(tmp_path: Path, settings: Settings, *, copies: int = 1, **overrides: 
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     conf = (PROJECT_ROOT / "supervisord.conf").read_text()
     conf = conf.replace("%(here)s/.dev", str(run_dir)).replace("%(here)s", str(PROJECT_ROOT))
+    # The exporter runs too (it is off by default: the API serves /metrics), on a port of its own.
+    conf = conf.replace("--port 9402\nautostart=false", f"--port {metrics_port}\nautostart=true")
     if copies > 1:
         for stage in STAGES:
             conf = conf.replace(
@@ -80,7 +84,7 @@ def launch(tmp_path: Path, settings: Settings, *, copies: int = 1, **overrides: 
         check=True,
         env={"PATH": "/usr/bin:/bin", "X402_ENV_FILE": str(env_file)},
     )
-    return Supervisor(conf_path, f"http://127.0.0.1:{api_port}")
+    return Supervisor(conf_path, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{metrics_port}/metrics")
 
 
 def wait_running(sup: Supervisor, timeout: float = 30.0) -> None:

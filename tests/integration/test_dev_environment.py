@@ -10,11 +10,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cli.devnet import anvil
 from cli.devnet.paths import PROJECT_ROOT, free_port
 from tests.integration.conftest import scratch_database
+from tests.integration.scrape import Scrape
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -95,6 +97,15 @@ def test_dev_up_twice_then_demo_then_down(project_copy: Path, dev_database: str)
         demo = cli("demo")
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert demo.stdout.count(": completed, payment tx 0x") == 3
+
+        # The operators' views of the running service: every process's metrics in one scrape (the
+        # API workers' counters, the stages' histograms), the database's figures, the dashboard.
+        scrape = Scrape.parse(httpx.get(f"{state['api_url']}/metrics", timeout=10).text)
+        assert scrape.value("x402mint_payments_accepted_total") >= 3
+        assert scrape.value("x402mint_payment_paid_seconds_count") >= 3  # written by the confirmer
+        assert scrape.value("x402mint_queue_depth", queue="payment", status="completed") >= 3
+        assert httpx.get(f"{state['api_url']}/dashboard", timeout=10).status_code == 200
+        assert any((project_copy / ".dev" / "metrics").iterdir())
 
         # Operator commands in the project, as the README shows them, with no settings given: they
         # use the running dev environment's (and say so).

@@ -42,5 +42,12 @@ def test_stats_command_prints_the_figures(settings: Settings, monkeypatch: pytes
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     result = CliRunner().invoke(app, ["stats"])
     assert result.exit_code == 0, result.output
-    for heading in ("queue depth", "processing rate", "stuck payments", "paid not minted"):
+    for heading in (
+        "queue depth",
+        "processing rate",
+        "stuck payments",
+        "paid not minted",
+        "rpc endpoints",
+        "relayers",
+    ):
         assert f"== {heading}" in result.output

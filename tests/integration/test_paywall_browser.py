@@ -6,8 +6,6 @@ screenshot of the finished page is kept in test-artifacts/."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +18,6 @@ from shared.chain.contracts import load_artifact
 from tests.integration.conftest import CHAIN_ID, Chain, Deployment, LiveServer, Pipeline
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 # What the test wallet (an EIP-1193 provider) answers; eth_signTypedData_v4 is signed by the test.
 PROVIDER = """
@@ -49,31 +46,6 @@ def sign_typed_data(key: str, address: str, signer: str, typed_json: str) -> str
                 values[f["name"]] = int(values[f["name"]])
     signed = Account.sign_typed_data(key, full_message=typed)
     return "0x" + bytes(signed.signature).hex()
-
-
-@pytest.fixture
-def browser() -> Any:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required (make install-test installs it)")
-    with sync_playwright() as p:
-        instance = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def test_a_person_buys_through_the_paywall_in_chromium(

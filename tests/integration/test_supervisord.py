@@ -21,6 +21,7 @@ from cli.devnet.paths import free_port
 from shared.config import Settings
 from tests.integration.conftest import CHAIN_ID, Deployment
 from tests.integration.faults import TcpForward
+from tests.integration.scrape import Scrape
 from tests.integration.supervision import STAGES, Supervisor, launch, wait_running
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
@@ -76,6 +77,7 @@ def test_each_stage_stops_and_starts_while_the_others_run(
     buyer = anvil.dev_account(16).key.hex()
     assert supervisor.states() == {
         "api": "RUNNING",
+        "metrics": "RUNNING",
         "confirmer": "RUNNING",
         "mint-sender": "RUNNING",
         "payment-sender": "RUNNING",
@@ -174,3 +176,37 @@ def test_programs_started_before_the_database_and_the_node_wait_for_them(
             time.sleep(1)
     finally:
         sup.ctl("shutdown")
+
+
+def test_every_process_is_scraped_and_a_restart_loses_no_figures(
+    supervisor: Supervisor, deployment: Deployment
+) -> None:
+    """prometheus-client's multiprocess mode: the API's /metrics (and the stand-alone exporter) show
+    the figures of every program, and a stage killed with SIGKILL keeps the figures it had."""
+    ids = [purchase(supervisor.api_url, deployment.token.address, anvil.dev_account(16).key.hex(), 2)]
+    wait_all_minted(supervisor.api_url, ids)
+    before = Scrape.parse(httpx.get(f"{supervisor.api_url}/metrics", timeout=10).text)
+    assert before.value("x402mint_payments_accepted_total") >= 1  # the API process
+    for stage in ("payment-sender", "confirmer", "mint-sender"):
+        assert before.value("x402mint_claim_batch_size_count", stage=stage) >= 1, stage
+    assert before.value("x402mint_payment_paid_seconds_count") >= 1  # the confirmer's
+    assert before.value("x402mint_mint_seconds_count") >= 2
+    assert before.value("x402mint_rpc_request_duration_seconds_count") > 0
+    assert before.value("x402mint_queue_depth", queue="payment", status="completed") >= 1  # PostgreSQL's
+    pid = supervisor.pids()["confirmer"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while supervisor.pids().get("confirmer", pid) == pid and time.monotonic() < deadline:
+        time.sleep(0.2)
+    after = Scrape.parse(httpx.get(f"{supervisor.api_url}/metrics", timeout=10).text)
+    for name, labels in (
+        ("x402mint_claim_batch_size_count", {"stage": "confirmer"}),
+        ("x402mint_payment_paid_seconds_count", {}),
+        ("x402mint_mint_seconds_count", {}),
+    ):
+        assert after.value(name, **labels) >= before.value(name, **labels), name
+    exporter = Scrape.parse(httpx.get(supervisor.metrics_url, timeout=10).text)
+    assert exporter.value("x402mint_payments_accepted_total") == after.value(
+        "x402mint_payments_accepted_total"
+    )
+    assert exporter.value("x402mint_database_up") == 1

@@ -1,0 +1,277 @@
+"""Several RPC endpoints as one web3 provider (RPC_URLS): reads go to the first healthy endpoint and fail
+over to the next; a signed transaction goes to every endpoint that answers (the same bytes, the same
+hash: harmless); an endpoint that errors, or lags behind the others' head by more than
+RPC_MAX_LAG_BLOCKS, is taken out for RPC_QUARANTINE_SECONDS and probed back. Heads are compared before
+the first read, every 2 s after, and before an endpoint's time out ends, so a lagging node is never
+asked — in particular never for a "not mined" or "unused" answer, which it would give for what it has
+not seen yet; and a read of a numbered block goes only to an endpoint whose head has reached it.
+
+Every request is timed into the metrics by method and endpoint (shared/metrics.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from web3 import HTTPProvider
+from web3.providers.base import JSONBaseProvider
+from web3.types import RPCEndpoint, RPCResponse
+
+from shared import metrics
+
+SEND_RAW = "eth_sendRawTransaction"
+# The node did not answer (as opposed to answering with a JSON-RPC error, which is an answer).
+UNANSWERED = (requests.exceptions.RequestException, OSError, ValueError)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """One endpoint as the provider last saw it."""
+
+    label: str
+    url: str
+    up: bool
+    head: int | None
+    lag: int | None
+    error: str | None
+
+
+@dataclass
+class _Endpoint:
+    url: str
+    label: str
+    provider: HTTPProvider
+    out: bool = False  # taken out: used again only after a probe found it answering and caught up
+    out_until: float = 0.0  # not probed before this
+    lagging: bool = False  # out because it is behind (it answers, but not for what it has not seen)
+    head: int | None = None
+    why_out: str | None = None
+
+
+#: Reads of the state at a block named by number: (method, index of the block parameter).
+_BLOCK_PARAM = {
+    "eth_call": 1,
+    "eth_getBalance": 1,
+    "eth_getTransactionCount": 1,
+    "eth_getCode": 1,
+    "eth_getStorageAt": 2,
+    "eth_getBlockByNumber": 0,
+}
+
+
+def _number(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            return None
+    return None  # "latest", "pending", a block hash object, …
+
+
+def block_asked(method: str, params: Any) -> int | None:
+    """The highest block number a read names (eth_getLogs' range, the block of eth_call …), if any."""
+    if not isinstance(params, list | tuple):
+        return None
+    if method == "eth_getLogs" and params and isinstance(params[0], dict):
+        numbers = [_number(params[0].get(k)) for k in ("fromBlock", "toBlock")]
+        return max((n for n in numbers if n is not None), default=None)
+    index = _BLOCK_PARAM.get(method)
+    if index is None or len(params) <= index:
+        return None
+    return _number(params[index])
+
+
+def label_of(url: str) -> str:
+    """host:port, never a path (hosted endpoints put their API key there)."""
+    parts = urlsplit(url)
+    return parts.netloc.rsplit("@", 1)[-1] or url
+
+
+class FailoverProvider(JSONBaseProvider):
+    def __init__(
+        self,
+        urls: list[str],
+        *,
+        timeout: float = 10.0,
+        max_lag_blocks: int = 5,
+        quarantine_seconds: float = 30.0,
+        probe_seconds: float = 2.0,
+    ) -> None:
+        if not urls:
+            raise ValueError("at least one RPC URL is required")
+        super().__init__()
+        self._endpoints = [
+            _Endpoint(
+                url,
+                label_of(url),
+                HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None),
+            )
+            for url in urls
+        ]
+        self.max_lag_blocks, self.quarantine_seconds, self.probe_seconds = (
+            max_lag_blocks,
+            quarantine_seconds,
+            probe_seconds,
+        )
+        self._probed_at = float("-inf")
+        self._lock = threading.Lock()
+
+    # --- what web3 calls -----------------------------------------------------------------------------
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if method == SEND_RAW:
+            return self._broadcast(method, params)
+        answer: RPCResponse = self._first(
+            method, lambda ep: ep.provider.make_request(method, params), needs=block_asked(method, params)
+        )
+        if method == "eth_blockNumber" and isinstance(answer.get("result"), str):
+            self._saw_head(answer["result"])
+        return answer
+
+    def make_batch_request(self, requests_: list[tuple[RPCEndpoint, Any]]) -> Any:
+        needs = max((block_asked(m, p) or 0 for m, p in requests_), default=0)
+        return self._first(
+            RPCEndpoint("batch"), lambda ep: ep.provider.make_batch_request(requests_), needs=needs or None
+        )
+
+    def is_connected(self, show_traceback: bool = False) -> bool:
+        return any(ep.provider.is_connected(show_traceback) for ep in self._endpoints)
+
+    # --- health --------------------------------------------------------------------------------------
+
+    def health(self) -> list[Health]:
+        """Each endpoint as of the latest probe (taken now if one is due)."""
+        self._probe()
+        best = max((ep.head for ep in self._endpoints if ep.head is not None), default=None)
+        return [
+            Health(
+                ep.label,
+                ep.url,
+                not ep.out,
+                ep.head,
+                None if ep.head is None or best is None else best - ep.head,
+                ep.why_out,
+            )
+            for ep in self._endpoints
+        ]
+
+    def _probe(self) -> None:
+        """Compare heads: every probe_seconds, and at once when an endpoint's time out has ended (so it
+        is never used again before a probe found it caught up). An endpoint that does not answer, or is
+        more than max_lag_blocks behind the best head, is taken out for quarantine_seconds."""
+        now = time.monotonic()
+        with self._lock:
+            due = any(ep.out and now >= ep.out_until for ep in self._endpoints)
+            if not due and now - self._probed_at < self.probe_seconds:
+                return
+            self._probed_at = now
+            probed = [ep for ep in self._endpoints if not ep.out or now >= ep.out_until]
+            answered: list[_Endpoint] = []
+            for ep in probed:
+                try:
+                    reply = self._timed(
+                        ep, "eth_blockNumber", lambda e: e.provider.make_request("eth_blockNumber", [])
+                    )
+                    ep.head = int(reply["result"], 16)
+                    answered.append(ep)
+                except (*UNANSWERED, KeyError, TypeError) as exc:
+                    self._take_out(ep, f"no answer: {type(exc).__name__}")
+            best = max((ep.head for ep in self._endpoints if ep.head is not None), default=0)
+            for ep in answered:
+                assert ep.head is not None
+                if best - ep.head > self.max_lag_blocks:
+                    self._take_out(ep, f"{best - ep.head} blocks behind", lagging=True)
+                else:
+                    ep.out, ep.why_out, ep.lagging = False, None, False
+
+    def _take_out(self, ep: _Endpoint, why: str, *, lagging: bool = False) -> None:
+        ep.out, ep.out_until, ep.why_out = True, time.monotonic() + self.quarantine_seconds, why
+        ep.lagging = lagging
+
+    # --- requests ------------------------------------------------------------------------------------
+
+    def _timed(self, ep: _Endpoint, method: str, call: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return call(ep)
+        except UNANSWERED:
+            metrics.rpc_errors.labels(method, ep.label).inc()
+            raise
+        finally:
+            metrics.rpc_seconds.labels(method, ep.label).observe(time.perf_counter() - started)
+
+    def _first(self, method: str, call: Any, *, needs: int | None = None) -> Any:
+        """The first healthy endpoint's answer; on no answer, the next one's. A read of a numbered
+        block (`needs`) goes only to an endpoint whose head has reached it: one that has not would
+        answer "nothing there" for what it has not seen yet."""
+        self._probe()
+        candidates = self._candidates(needs)
+        if not candidates and needs is not None:
+            self._probed_at = float("-inf")  # heads may be stale: look again once
+            self._probe()
+            candidates = self._candidates(needs)
+        if not candidates:
+            raise requests.exceptions.ConnectionError(
+                f"no RPC endpoint can answer {method} now (all behind, or none has block {needs} yet)"
+            )
+        last: BaseException | None = None
+        for ep in candidates:
+            try:
+                return self._timed(ep, method, call)
+            except UNANSWERED as exc:
+                self._take_out(ep, f"no answer: {type(exc).__name__}")
+                last = exc
+        assert last is not None
+        raise last
+
+    def _candidates(self, needs: int | None) -> list[_Endpoint]:
+        """Healthy endpoints in order of preference; if all are out (e.g. the only one is down), the
+        ones out for not answering — asked anyway, never a lagging one. With one endpoint there is
+        no one else to ask: it is always the candidate."""
+        if len(self._endpoints) == 1:
+            return self._endpoints
+        usable = [ep for ep in self._endpoints if not ep.out] or [
+            ep for ep in self._endpoints if not ep.lagging
+        ]
+        if needs is None:
+            return usable
+        return [ep for ep in usable if ep.head is not None and ep.head >= needs]
+
+    def _saw_head(self, result: str) -> None:
+        """An eth_blockNumber answer: the endpoint that gave it has that head (the first usable one)."""
+        try:
+            head = int(result, 16)
+        except ValueError:
+            return
+        for ep in self._endpoints:
+            if not ep.out:
+                ep.head = max(ep.head or 0, head)
+                return
+
+    def _broadcast(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        """To every endpoint: the first success, else the first answer (e.g. "already known", which
+        the caller classifies); no answer from any: the last failure."""
+        answers: list[RPCResponse] = []
+        last: BaseException | None = None
+        # Not to one that stopped answering (each would cost a timeout); a lagging one gets it too.
+        targets = [ep for ep in self._endpoints if not ep.out or ep.lagging] or self._endpoints
+        for ep in targets:
+            try:
+                answers.append(self._timed(ep, method, lambda e: e.provider.make_request(method, params)))
+            except UNANSWERED as exc:
+                self._take_out(ep, f"no answer: {type(exc).__name__}")
+                last = exc
+        for answer in answers:
+            if "error" not in answer:
+                return answer
+        if answers:
+            return answers[0]
+        assert last is not None
+        raise last
