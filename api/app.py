@@ -112,6 +112,17 @@ def create_app(settings: Settings) -> Starlette:
     )
 
 
+def create_exporter(settings: Settings) -> Starlette:
+    """The stand-alone exporter (`x402-mint metrics`, for a host that runs stages but no API): only
+    /metrics, under the same rule as the API's (METRICS_TOKEN, or loopback)."""
+    exporter = Starlette(
+        routes=[Route("/metrics", metrics, methods=["GET"])],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+    exporter.state.settings = settings
+    return exporter
+
+
 def app_from_env() -> Starlette:
     """uvicorn factory: `uvicorn --factory api.app:app_from_env`."""
     settings = load_settings()

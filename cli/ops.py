@@ -120,22 +120,23 @@ def archive(
 
 
 def metrics(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (beyond loopback: set METRICS_TOKEN)."),
     port: int = typer.Option(9402, help="Port of /metrics."),
 ) -> None:
     """Serve the Prometheus metrics of this host's processes (PROMETHEUS_MULTIPROC_DIR) and the
     database's figures, for a host that runs stages but no API (the API serves the same at /metrics)."""
-    import signal
-    import threading
+    from dataclasses import replace
 
-    from prometheus_client import start_http_server
+    import uvicorn
 
-    from shared.db.gauges import scrape_registry
+    from api.app import create_exporter
+    from shared.logs import stdlib_logging_config
 
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    server, _ = start_http_server(port, addr=host, registry=scrape_registry(operator_settings().database_url))
-    typer.echo(f"metrics on http://{host}:{port}/metrics", err=True)
-    stop.wait()
-    server.shutdown()
+    settings = replace(operator_settings(), api_host=host)
+    uvicorn.run(
+        create_exporter(settings),
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=stdlib_logging_config(settings.log_level, settings.log_format, component="metrics"),
+    )

@@ -85,6 +85,13 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 def _batch_size(value: int) -> int:
     if not 1 <= value <= MAX_INGRESS_BATCH_SIZE:
         raise ConfigError(f"INGRESS_BATCH_SIZE must be between 1 and {MAX_INGRESS_BATCH_SIZE}, got {value}")
@@ -254,7 +261,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=_get(e, "DATABASE_URL"),
         rpc_url=_rpc_urls(e)[0],
         rpc_more_urls=_rpc_urls(e)[1:],
-        rpc_max_lag_blocks=_int(e, "RPC_MAX_LAG_BLOCKS", 5),
+        rpc_max_lag_blocks=_non_negative(e, "RPC_MAX_LAG_BLOCKS", 5),
         rpc_quarantine_seconds=_float(e, "RPC_QUARANTINE_SECONDS", 30.0),
         chain_id=_int(e, "CHAIN_ID", 31337),
         network=e.get("X402_NETWORK", ""),

@@ -23,7 +23,9 @@ BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200)
 
 # api
 payments_accepted = Counter(
-    "x402mint_payments_accepted_total", "Payments queued (202), by x402 version", ["version"]
+    "x402mint_payments_accepted_total",
+    "Payments queued (202; a retry of one is not counted again), by x402 version",
+    ["version"],
 )
 payments_refused = Counter("x402mint_payments_refused_total", "Payments refused, by reason code", ["reason"])
 accept_seconds = Histogram(

@@ -84,15 +84,13 @@ async def offer_page(request: Request) -> Response:
 
 
 async def mint(request: Request) -> Response:
-    """A POST, counted and timed for the metrics: accepted (202) by x402 version, refused by reason
-    (a 402 — asking the price — is neither)."""
+    """A POST, timed for the metrics, and a refusal counted by reason (a 402 — asking the price — is
+    not one; a payment is counted accepted where it is queued, so a retry is not counted twice)."""
     started = time.perf_counter()
     answer = await buy(request)
     if answer.status_code != 402:
         metrics.accept_seconds.observe(time.perf_counter() - started)
-    if answer.status_code == 202:
-        metrics.payments_accepted.labels("2" if request.headers.get("payment-signature") else "1").inc()
-    elif isinstance(answer, Rejection):
+    if isinstance(answer, Rejection):
         metrics.payments_refused.labels(answer.reason).inc()
     return answer
 
@@ -258,6 +256,8 @@ async def queue_payment(
         )
         return refused, None
     assert result.payment_id is not None  # accepted, or a retry of it: the same answer
+    if result.outcome == "accepted":
+        metrics.payments_accepted.labels(str(payment.x402_version)).inc()
     log.info(
         "payment_queued" if result.outcome == "accepted" else "payment_retried",
         payment_id=result.payment_id,

@@ -25,6 +25,7 @@ from web3.types import RPCEndpoint, RPCResponse
 from shared import metrics
 
 SEND_RAW = "eth_sendRawTransaction"
+PROBE_TIMEOUT_SECONDS = 2.0
 # The node did not answer (as opposed to answering with a JSON-RPC error, which is an answer).
 UNANSWERED = (requests.exceptions.RequestException, OSError, ValueError)
 
@@ -107,21 +108,16 @@ class FailoverProvider(JSONBaseProvider):
         if not urls:
             raise ValueError("at least one RPC URL is required")
         super().__init__()
-        self._endpoints = [
-            _Endpoint(
-                url,
-                label_of(url),
-                HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None),
-            )
-            for url in urls
-        ]
+        self._endpoints = [_Endpoint(url, label_of(url), _http(url, timeout)) for url in urls]
+        # Probes ask only for the head: a short timeout, so a dead endpoint never holds up a stage long.
+        self._probers = {ep.url: _http(ep.url, min(timeout, PROBE_TIMEOUT_SECONDS)) for ep in self._endpoints}
         self.max_lag_blocks, self.quarantine_seconds, self.probe_seconds = (
             max_lag_blocks,
             quarantine_seconds,
             probe_seconds,
         )
         self._probed_at = float("-inf")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # --- what web3 calls -----------------------------------------------------------------------------
 
@@ -131,8 +127,6 @@ class FailoverProvider(JSONBaseProvider):
         answer: RPCResponse = self._first(
             method, lambda ep: ep.provider.make_request(method, params), needs=block_asked(method, params)
         )
-        if method == "eth_blockNumber" and isinstance(answer.get("result"), str):
-            self._saw_head(answer["result"])
         return answer
 
     def make_batch_request(self, requests_: list[tuple[RPCEndpoint, Any]]) -> Any:
@@ -149,35 +143,39 @@ class FailoverProvider(JSONBaseProvider):
     def health(self) -> list[Health]:
         """Each endpoint as of the latest probe (taken now if one is due)."""
         self._probe()
-        best = max((ep.head for ep in self._endpoints if ep.head is not None), default=None)
-        return [
-            Health(
-                ep.label,
-                ep.url,
-                not ep.out,
-                ep.head,
-                None if ep.head is None or best is None else best - ep.head,
-                ep.why_out,
-            )
-            for ep in self._endpoints
-        ]
-
-    def _probe(self) -> None:
-        """Compare heads: every probe_seconds, and at once when an endpoint's time out has ended (so it
-        is never used again before a probe found it caught up). An endpoint that does not answer, or is
-        more than max_lag_blocks behind the best head, is taken out for quarantine_seconds."""
-        now = time.monotonic()
         with self._lock:
+            best = max((ep.head for ep in self._endpoints if ep.head is not None), default=None)
+            return [
+                Health(
+                    ep.label,
+                    ep.url,
+                    not ep.out,
+                    ep.head,
+                    None if ep.head is None or best is None else best - ep.head,
+                    ep.why_out,
+                )
+                for ep in self._endpoints
+            ]
+
+    def _probe(self, *, everyone: bool = False) -> None:
+        """Compare heads: every probe_seconds, and at once when an endpoint's time out has ended (so it
+        is never used again before a probe found it caught up); `everyone` probes the endpoints still
+        out too. An endpoint that does not answer, or is more than max_lag_blocks behind the best head,
+        is taken out for quarantine_seconds; only a probe that finds it caught up brings it back."""
+        with self._lock:
+            now = time.monotonic()
             due = any(ep.out and now >= ep.out_until for ep in self._endpoints)
-            if not due and now - self._probed_at < self.probe_seconds:
+            if not (due or everyone) and now - self._probed_at < self.probe_seconds:
                 return
             self._probed_at = now
-            probed = [ep for ep in self._endpoints if not ep.out or now >= ep.out_until]
+            probed = [ep for ep in self._endpoints if everyone or not ep.out or now >= ep.out_until]
             answered: list[_Endpoint] = []
             for ep in probed:
                 try:
                     reply = self._timed(
-                        ep, "eth_blockNumber", lambda e: e.provider.make_request("eth_blockNumber", [])
+                        ep,
+                        "eth_blockNumber",
+                        lambda e: self._probers[e.url].make_request("eth_blockNumber", []),
                     )
                     ep.head = int(reply["result"], 16)
                     answered.append(ep)
@@ -192,8 +190,11 @@ class FailoverProvider(JSONBaseProvider):
                     ep.out, ep.why_out, ep.lagging = False, None, False
 
     def _take_out(self, ep: _Endpoint, why: str, *, lagging: bool = False) -> None:
-        ep.out, ep.out_until, ep.why_out = True, time.monotonic() + self.quarantine_seconds, why
-        ep.lagging = lagging
+        """Out for quarantine_seconds. Lagging stays set until a probe finds it caught up: a lagging
+        endpoint that then also fails to answer is still one that must not be trusted."""
+        with self._lock:
+            ep.out, ep.out_until, ep.why_out = True, time.monotonic() + self.quarantine_seconds, why
+            ep.lagging = ep.lagging or lagging
 
     # --- requests ------------------------------------------------------------------------------------
 
@@ -210,50 +211,42 @@ class FailoverProvider(JSONBaseProvider):
     def _first(self, method: str, call: Any, *, needs: int | None = None) -> Any:
         """The first healthy endpoint's answer; on no answer, the next one's. A read of a numbered
         block (`needs`) goes only to an endpoint whose head has reached it: one that has not would
-        answer "nothing there" for what it has not seen yet."""
+        answer "nothing there" for what it has not seen yet. When no endpoint is usable, all of them
+        are probed again (at most every probe_seconds); an endpoint is never asked unprobed."""
         self._probe()
         candidates = self._candidates(needs)
-        if not candidates and needs is not None:
-            self._probed_at = float("-inf")  # heads may be stale: look again once
-            self._probe()
+        if not candidates and len(self._endpoints) > 1:
+            self._probe(everyone=True)
             candidates = self._candidates(needs)
         if not candidates:
             raise requests.exceptions.ConnectionError(
-                f"no RPC endpoint can answer {method} now (all behind, or none has block {needs} yet)"
+                f"no RPC endpoint can answer {method} now (out, behind, or none has block {needs} yet)"
             )
         last: BaseException | None = None
         for ep in candidates:
             try:
-                return self._timed(ep, method, call)
+                answer = self._timed(ep, method, call)
             except UNANSWERED as exc:
                 self._take_out(ep, f"no answer: {type(exc).__name__}")
                 last = exc
+                continue
+            if method == "eth_blockNumber" and isinstance(answer.get("result"), str):
+                with self._lock:  # the head of the endpoint that answered
+                    ep.head = max(ep.head or 0, int(answer["result"], 16))
+            return answer
         assert last is not None
         raise last
 
     def _candidates(self, needs: int | None) -> list[_Endpoint]:
-        """Healthy endpoints in order of preference; if all are out (e.g. the only one is down), the
-        ones out for not answering — asked anyway, never a lagging one. With one endpoint there is
-        no one else to ask: it is always the candidate."""
+        """Healthy endpoints in order of preference (with one endpoint there is no one else to ask:
+        it is always the candidate, and what no answer means is for the caller to decide)."""
         if len(self._endpoints) == 1:
             return self._endpoints
-        usable = [ep for ep in self._endpoints if not ep.out] or [
-            ep for ep in self._endpoints if not ep.lagging
-        ]
+        with self._lock:
+            usable = [ep for ep in self._endpoints if not ep.out]
         if needs is None:
             return usable
         return [ep for ep in usable if ep.head is not None and ep.head >= needs]
-
-    def _saw_head(self, result: str) -> None:
-        """An eth_blockNumber answer: the endpoint that gave it has that head (the first usable one)."""
-        try:
-            head = int(result, 16)
-        except ValueError:
-            return
-        for ep in self._endpoints:
-            if not ep.out:
-                ep.head = max(ep.head or 0, head)
-                return
 
     def _broadcast(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         """To every endpoint: the first success, else the first answer (e.g. "already known", which
@@ -261,7 +254,8 @@ class FailoverProvider(JSONBaseProvider):
         answers: list[RPCResponse] = []
         last: BaseException | None = None
         # Not to one that stopped answering (each would cost a timeout); a lagging one gets it too.
-        targets = [ep for ep in self._endpoints if not ep.out or ep.lagging] or self._endpoints
+        with self._lock:
+            targets = [ep for ep in self._endpoints if not ep.out or ep.lagging] or self._endpoints
         for ep in targets:
             try:
                 answers.append(self._timed(ep, method, lambda e: e.provider.make_request(method, params)))
@@ -275,3 +269,7 @@ class FailoverProvider(JSONBaseProvider):
             return answers[0]
         assert last is not None
         raise last
+
+
+def _http(url: str, timeout: float) -> HTTPProvider:
+    return HTTPProvider(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)

@@ -22,6 +22,9 @@ from shared.db.queries import q
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+STATEMENT_TIMEOUT = "-c statement_timeout=5000"  # a scrape must not load the database for long
+
+
 def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"x402mint_{name}", doc, labels=labels)
 
@@ -35,7 +38,9 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = _gauge("database_up", "Whether PostgreSQL answered this scrape")
         try:
-            with psycopg.connect(self.database_url, row_factory=dict_row, connect_timeout=3) as conn:
+            with psycopg.connect(
+                self.database_url, row_factory=dict_row, connect_timeout=3, options=STATEMENT_TIMEOUT
+            ) as conn:
                 families = list(self._families(conn))
         except psycopg.Error:
             up.add_metric([], 0)

@@ -116,6 +116,7 @@ class Relayer:
                     "mined": mined,
                 },
             )
+            conn.execute(q("forget_old_relayer_status"))
         return 0
 
     def fill_nonce_gaps(self) -> int:

@@ -26,3 +26,7 @@ CREATE TABLE rpc_endpoints (
 CREATE INDEX payment_queue_completed_at ON payment_queue (processed_at) WHERE status = 'completed';
 CREATE INDEX mint_queue_completed_at ON mint_queue (processed_at) WHERE status = 'completed';
 CREATE INDEX mint_queue_unfinished ON mint_queue (payment_id) WHERE status <> 'completed';
+-- the seed's stuck query, and the statuses that wait for an operator (rare: small indexes).
+CREATE INDEX payment_queue_sent_since ON payment_queue (processed_at) WHERE status = 'sent';
+CREATE INDEX payment_queue_for_operators ON payment_queue (status, created_at)
+    WHERE status IN ('needs_review', 'refund_owed');

@@ -12,6 +12,9 @@ VALUES (%(endpoint)s, %(reporter)s, %(up)s, %(head)s, %(lag)s, %(error)s, now())
 ON CONFLICT (endpoint, reporter) DO UPDATE
    SET up = EXCLUDED.up, head = EXCLUDED.head, lag = EXCLUDED.lag, error = EXCLUDED.error, observed_at = now();
 
+-- name: forget_old_relayer_status
+DELETE FROM relayer_status WHERE observed_at < now() - interval '1 day';
+
 -- name: forget_old_rpc_reports
 -- reporters that stopped (a process restarts under a new pid) are forgotten after a day.
 DELETE FROM rpc_endpoints WHERE observed_at < now() - interval '1 day';
@@ -38,9 +41,11 @@ SELECT 'refund', status::text, extract(epoch FROM now() - min(created_at))::floa
 -- ago — minting normally takes seconds), review, refunds owed.
 SELECT (SELECT count(*) FROM payment_queue
          WHERE status = 'sent' AND processed_at < now() - interval '5 minutes') AS stuck,
-       (SELECT count(DISTINCT payment_id) FROM mint_queue WHERE status <> 'completed') AS paid_not_minted,
-       (SELECT count(DISTINCT payment_id) FROM mint_queue
-         WHERE status <> 'completed' AND created_at < now() - interval '5 minutes') AS paid_not_minted_late,
+       (SELECT count(DISTINCT m.payment_id) FROM mint_queue m JOIN payment_queue p ON p.id = m.payment_id
+         WHERE m.status <> 'completed' AND p.status = 'completed') AS paid_not_minted,
+       (SELECT count(DISTINCT m.payment_id) FROM mint_queue m JOIN payment_queue p ON p.id = m.payment_id
+         WHERE m.status <> 'completed' AND p.status = 'completed'
+           AND m.created_at < now() - interval '5 minutes') AS paid_not_minted_late,
        (SELECT count(*) FROM payment_queue WHERE status = 'needs_review') AS needs_review,
        (SELECT count(*) FROM payment_queue WHERE status = 'refund_owed') AS refund_owed;
 
@@ -52,7 +57,8 @@ SELECT s.stage, s.address, s.balance_wei,
          WHERE NOT EXISTS (SELECT 1 FROM chain_txs t WHERE t.chain_id = s.chain_id AND t.from_address = s.address
                               AND t.nonce = g.nonce)) AS nonce_gaps
   FROM relayer_status s
-  LEFT JOIN relayer_nonces n ON n.chain_id = s.chain_id AND n.address = s.address;
+  LEFT JOIN relayer_nonces n ON n.chain_id = s.chain_id AND n.address = s.address
+ WHERE s.observed_at > now() - interval '10 minutes';  -- a key no stage uses any more drops out
 
 -- name: gauge_rpc_endpoints
 -- each RPC endpoint, as the stage processes saw it in the last minute: up only if all of them could

@@ -206,7 +206,7 @@ def live_api(settings: Settings) -> Iterator[LiveServer]:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     """The app with its lifespan run (a test module may override it with other settings)."""
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as c:  # from this machine
         yield c
 
 
