@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.admission import Admission
 from api.catalog import TokenCatalog
 from api.dashboard import Figures
 from api.errors import rejection
@@ -100,6 +101,12 @@ def create_app(settings: Settings) -> Starlette:
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         middleware=[
+            # First: a request turned away costs nothing but the 503 (no body read, no verification).
+            Middleware(
+                Admission,
+                deadline=settings.admission_deadline_seconds,
+                floor=settings.admission_floor,
+            ),
             *cors(settings),
             Middleware(
                 RequestLimits,

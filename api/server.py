@@ -9,12 +9,16 @@ connection costs the event loop nothing, so slow clients never hold up the other
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from api.processes import listening_socket, stop_when_orphaned, supervise
 from shared.config import Settings
-from shared.logs import stdlib_logging_config
+from shared.logs import configure_logging, stdlib_logging_config
+
+BACKLOG = 4096
 
 
 class DeadlineHttpProtocol(HttpToolsProtocol):
@@ -54,19 +58,30 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 
 
 def serve(settings: Settings) -> None:
-    """Run the API (API_HOST, API_PORT, API_WORKERS); each worker process builds its app from the
-    environment (api.app:app_from_env), which also sets the header deadline."""
-    uvicorn.run(
+    """Run the API (API_HOST, API_PORT, API_WORKERS): one process per worker, each with its own
+    listening socket (api/processes.py); each builds its app from the environment
+    (api.app:app_from_env), which also sets the header deadline."""
+    configure_logging(settings.log_level, settings.log_format, component="api")
+    if settings.api_workers == 1:
+        run_worker(settings, None)
+        return
+    supervise(partial(run_worker, settings), settings.api_workers, settings.drain_seconds)
+
+
+def run_worker(settings: Settings, parent: int | None) -> None:
+    """One uvicorn server on its own SO_REUSEPORT socket (a worker of `parent`, or the only one)."""
+    if parent is not None:
+        stop_when_orphaned(parent)
+    sock = listening_socket(settings.api_host, settings.api_port, BACKLOG)
+    config = uvicorn.Config(
         "api.app:app_from_env",
         factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        workers=settings.api_workers,
         log_level=settings.log_level.lower(),
         access_log=False,
         http=DeadlineHttpProtocol,
         loop="uvloop",
-        backlog=4096,
+        backlog=BACKLOG,
         timeout_graceful_shutdown=int(settings.drain_seconds),
         log_config=stdlib_logging_config(settings.log_level, settings.log_format, component="api"),
     )
+    uvicorn.Server(config).run(sockets=[sock])

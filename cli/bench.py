@@ -148,19 +148,31 @@ def e2e(
         0, min=0, help="Payments per second, paced (open loop); 0 = all at once, as fast as accepted."
     ),
     block_time: int = typer.Option(1, help="Seconds per block while it runs."),
+    copies: int = typer.Option(1, min=1, max=8, help="Processes of each stage (scale-out)."),
+    clients: int = typer.Option(16, min=1, help="Connections sending at once when unpaced."),
 ) -> None:
-    """Purchases through the HTTP ingress until every mint is on chain: rates, latencies, gas."""
-    from cli import bench_e2e
-    from cli.dev import dev_state
+    """Purchases through the HTTP ingress until every mint is on chain: rates, latencies, gas, the
+    chain's gas ceiling, and CPU per payment of each process group."""
+    from cli import bench_cpu, bench_e2e
+    from cli.dev import ANVIL_PID, SUPERVISORD_CONF, dev_state
+    from cli.devnet.copies import more_copies
 
     state = dev_state()
-    bench_e2e.e2e(
-        state,
-        bench_token(state),
-        payments,
-        buyers,
-        quantity=quantity,
-        mixed=mixed,
-        rate=rate,
-        block_time=block_time,
-    )
+    supervisorctl = [str(PROJECT_ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(SUPERVISORD_CONF)]
+    with more_copies(bench_cpu.STAGES, copies - 1) as extra:
+        if copies > 1:
+            typer.echo(f"{copies} processes of each stage ({copies - 1} more beside supervisord's)")
+        node = int(ANVIL_PID.read_text()) if ANVIL_PID.exists() else None
+        groups = bench_cpu.discover(supervisorctl, state["database_url"], node, extra)
+        bench_e2e.e2e(
+            state,
+            bench_token(state),
+            payments,
+            buyers,
+            quantity=quantity,
+            mixed=mixed,
+            rate=rate,
+            block_time=block_time,
+            groups=groups,
+            clients=clients,
+        )

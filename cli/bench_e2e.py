@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import random
 import statistics
+import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from eth_account import Account
 from psycopg.rows import dict_row
 from web3 import Web3
 
+from cli.bench_cpu import Groups, report
 from cli.buyer import answer_402
 from cli.devnet import anvil, deploy
 from shared import chain
@@ -41,8 +44,12 @@ def e2e(
     mixed: bool,
     rate: float,
     block_time: int,
+    groups: Groups | None = None,
+    clients: int = 16,
 ) -> None:
-    """`rate` > 0 paces submissions (an open loop at that many payments/s); 0 sends them back to back."""
+    """`rate` > 0 paces submissions (an open loop at that many payments/s); 0 sends them as fast as
+    they are accepted, from `clients` connections at once.
+    With `groups`, the CPU each process group spent is reported per payment."""
     w3 = chain.connect(state["rpc_url"])
     rng = random.Random(402)
     keys = ["0x" + os.urandom(32).hex() for _ in range(buyers)]
@@ -66,29 +73,57 @@ def e2e(
         w3.provider.make_request("evm_setIntervalMining", [block_time])  # type: ignore[arg-type]
         ids: list[str] = []
         try:
+            cpu_before = groups.cpu_seconds() if groups else {}
             started = time.time()
             with typer.progressbar(length=payments, label="accepted (202)") as bar:
-                while signed:
-                    if rate > 0:  # open loop: the i-th payment goes out at started + i / rate
-                        time.sleep(max(0.0, started + len(ids) / rate - time.time()))
-                    quantity, name, header = signed.popleft()
-                    reply = http.post(
-                        f"/api/mint/{token}", json={"quantity": quantity}, headers={name: header}
-                    )
-                    if reply.status_code == 202:
-                        ids.append(reply.json()["paymentQueueId"])
-                        bar.update(1)
-                    elif reply.status_code == 429:  # the buyer's open payments are capped: come back later
-                        signed.append((quantity, name, header))
-                        time.sleep(0.01)
-                    else:
-                        raise RuntimeError(f"unexpected {reply.status_code}: {reply.text}")
+                lock = threading.Lock()
+
+                def send(client: httpx.Client, paced: bool) -> None:
+                    while True:
+                        with lock:
+                            if not signed:
+                                return
+                            if paced:  # open loop: the i-th payment goes out at started + i / rate
+                                time.sleep(max(0.0, started + len(ids) / rate - time.time()))
+                            quantity, name, header = signed.popleft()
+                        reply = client.post(
+                            f"/api/mint/{token}", json={"quantity": quantity}, headers={name: header}
+                        )
+                        with lock:
+                            if reply.status_code == 202:
+                                ids.append(reply.json()["paymentQueueId"])
+                                bar.update(1)
+                            elif reply.status_code in (429, 503):  # capped payer, or busy: again later
+                                signed.append((quantity, name, header))
+                            else:
+                                raise RuntimeError(f"unexpected {reply.status_code}: {reply.text}")
+                        if reply.status_code != 202:
+                            time.sleep(0.01)
+
+                if rate > 0:
+                    send(http, paced=True)
+                else:  # unpaced: `clients` buyers' programs at once, each on its own connection
+                    with ThreadPoolExecutor(clients) as pool:
+                        futures = [pool.submit(_with_client, state["api_url"], send) for _ in range(clients)]
+                        for future in futures:
+                            future.result()
             _wait(state["database_url"], ids, sum(quantities))
+            cpu_after = groups.cpu_seconds() if groups else {}
         finally:
             w3.provider.make_request("evm_setIntervalMining", [0])  # type: ignore[arg-type]
             w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
-    _report(state["database_url"], ids, started, "mixed quantities 1-10" if mixed else f"quantity {quantity}")
-    _report_gas(state["database_url"], ids, reference)
+    per_minute = _report(
+        state["database_url"], ids, started, "mixed quantities 1-10" if mixed else f"quantity {quantity}"
+    )
+    gas_per_purchase = _report_gas(state["database_url"], ids, reference)
+    _report_ceiling(w3, per_minute, gas_per_purchase, block_time)
+    for line in report(cpu_before, cpu_after, len(ids)) if groups else []:
+        typer.echo(line)
+
+
+def _with_client(api_url: str, send: Any) -> None:
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        send(client, False)
 
 
 def _wait(database_url: str, ids: list[str], mints: int) -> None:
@@ -107,7 +142,8 @@ def _wait(database_url: str, ids: list[str], mints: int) -> None:
             time.sleep(1)
 
 
-def _report(database_url: str, ids: list[str], started: float, kind: str) -> None:
+def _report(database_url: str, ids: list[str], started: float, kind: str) -> float:
+    """Prints rates and latencies; returns payments per minute, sustained."""
     with psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as conn:
         rows = conn.execute(q("e2e_latencies"), {"ids": ids}).fetchall()
     done = [r for r in rows if r["status"] == "completed"]
@@ -126,9 +162,23 @@ def _report(database_url: str, ids: list[str], started: float, kind: str) -> Non
         f"202 → tokens on chain: p50 {_pct(minted, 50):.1f} s  p95 {_pct(minted, 95):.1f} s"
     )
     typer.echo(f"  mean 202 → tokens on chain {statistics.fmean(minted):.1f} s")
+    return len(done) / (end_paid - started) * 60
 
 
-def _report_gas(database_url: str, ids: list[str], reference: tuple[int, int]) -> None:
+def _report_ceiling(w3: Any, per_minute: float, gas_per_purchase: float, block_time: int) -> None:
+    """How close the run came to what the chain can carry: (block gas limit ÷ gas per purchase) blocks'
+    worth of purchases per block, 60 / block_time blocks a minute."""
+    gas_limit = int(w3.eth.get_block("latest")["gasLimit"])
+    ceiling = gas_limit / max(1.0, gas_per_purchase) * 60 / max(1, block_time)
+    typer.echo(
+        f"  chain's gas ceiling: block gas limit {gas_limit:,} ÷ {gas_per_purchase:,.0f} gas per purchase "
+        f"x {60 / max(1, block_time):.0f} blocks/min = {ceiling:,.0f} purchases/min; "
+        f"this run used {per_minute / ceiling:.0%} of it"
+    )
+
+
+def _report_gas(database_url: str, ids: list[str], reference: tuple[int, int]) -> float:
+    """Prints gas figures; returns the gas of one purchase (its payment's and its mints' share)."""
     with psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as conn:
         txs = {r["purpose"]: r for r in conn.execute(q("e2e_transactions"), {"ids": ids}).fetchall()}
         row = conn.execute(q("e2e_completed_units"), {"ids": ids}).fetchone()
@@ -147,6 +197,7 @@ def _report_gas(database_url: str, ids: list[str], reference: tuple[int, int]) -
         f" of ten to one new holder);"
         f" half of one transfer + ten mints, per unit: {(single_transfer + 10 * single_mint) / 20:.0f})"
     )
+    return (pay_gas + mint_gas) / max(1, paid)
 
 
 def _reference_gas(w3: Any, state: dict[str, Any], token: str, key: str, offer: Any) -> tuple[int, int]:

@@ -206,6 +206,9 @@ class Settings:
     rpc_quarantine_seconds: float = 30.0
     metrics_token: str = field(default="", repr=False)  # bearer token for /metrics; "" = loopback API only
     dashboard: bool = False  # serve /dashboard (off unless configured)
+    upkeep_interval_seconds: float = 1.0  # senders' upkeep (gaps, bumps, unmined, watch): at most this often
+    admission_deadline_seconds: float = 2.0  # a paid POST that would wait longer: 503 + Retry-After
+    admission_floor: int = 64  # paid POSTs in flight (per API process) always admitted
     dashboard_token: str = field(default="", repr=False)  # required unless the API listens on loopback only
 
     @property
@@ -321,5 +324,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=e.get("LOG_FORMAT") or "json",
         metrics_token=e.get("METRICS_TOKEN", ""),
         dashboard=_flag(e, "DASHBOARD"),
+        upkeep_interval_seconds=_float(e, "UPKEEP_INTERVAL_SECONDS", 1.0),
+        admission_deadline_seconds=_float(e, "ADMISSION_DEADLINE_SECONDS", 2.0),
+        admission_floor=_positive(e, "ADMISSION_FLOOR", 64),
         dashboard_token=e.get("DASHBOARD_TOKEN", ""),
     )

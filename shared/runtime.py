@@ -29,6 +29,7 @@ class Runtime:
     pool: ConnectionPool[Connection[DictRow]]
     w3: Web3
     _health_reported_at: float = field(default=float("-inf"), repr=False)
+    _contracts: dict[tuple[str, str | None], Any] = field(default_factory=dict, repr=False)
 
     def usdc(self, address: str | None = None) -> Any:
         return self._contract("TestUSDC", address)
@@ -37,10 +38,16 @@ class Runtime:
         return self._contract("MintToken", address)
 
     def _contract(self, name: str, address: str | None) -> Any:
-        abi = load_artifact(name).abi
-        if address is None:
-            return self.w3.eth.contract(abi=abi)
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
+        """Made once per (contract, address): web3 builds a class for each."""
+        key = (name, address.lower() if address else None)
+        if key not in self._contracts:
+            abi = load_artifact(name).abi
+            self._contracts[key] = (
+                self.w3.eth.contract(abi=abi)
+                if address is None
+                else self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
+            )
+        return self._contracts[key]
 
     def report_health(self, stage: str) -> None:
         """Every HEALTH_EVERY_SECONDS: how this process sees each RPC endpoint, written where every

@@ -48,6 +48,7 @@ class Confirmer:
         # Read for the whole claim in one JSON-RPC batch each; what is missing is read one at a time.
         self._receipts: dict[str, TxReceipt | None] = {}
         self._block_hashes: dict[int, bytes] = {}
+        self._pinned: history.Pinned | None = None
 
     def start(self) -> None:
         pass
@@ -59,6 +60,7 @@ class Confirmer:
                 {"limit": self.stage_settings.batch_size, "lease": self.settings.lease_seconds},
             ).fetchall()
         self.wake_after = None
+        self._pinned = None
         if not txs:
             self._schedule_wake()
             return 0
@@ -211,7 +213,9 @@ class Confirmer:
             conn.rollback()
         if not rows:
             return {}
-        at = history.pin(self.rt.w3, self.settings.confirmations)
+        if self._pinned is None:  # once per batch: every receipt settled in it is at least this deep
+            self._pinned = history.pin(self.rt.w3, self.settings.confirmations)
+        at = self._pinned
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
         decision: dict[str, Outcome] = {}
         for p in rows:

@@ -15,10 +15,9 @@ from typing import Any
 import structlog
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
-from web3 import Web3
 
 from shared import chain
-from shared.chain import history, rpc_batch
+from shared.chain import calldata, history, rpc_batch
 from shared.db.queries import q
 from shared.runtime import Runtime
 from shared.txs.broadcaster import Outgoing
@@ -80,16 +79,12 @@ class MintSender(SenderStage):
                     continue
                 assert fees is not None
                 nonce = relayer.allocate(conn, 1)
-                data = self.rt.token().encode_abi(
-                    "batchMint",
-                    args=[
-                        [Web3.to_checksum_address(r["recipient"]) for r in batch],
-                        [bytes.fromhex(r["mint_id"][2:]) for r in batch],
-                    ],
+                data = calldata.batch_mint(
+                    [r["recipient"] for r in batch], [bytes.fromhex(r["mint_id"][2:]) for r in batch]
                 )
                 gas = self.settings.mint_gas_base + self.settings.mint_gas_per_item * len(batch)
                 chain_tx_id, signed = relayer.sign_and_store(
-                    conn, nonce=nonce, to=token_address, data=str(data), gas=gas, fees=fees, purpose="mint"
+                    conn, nonce=nonce, to=token_address, data=data, gas=gas, fees=fees, purpose="mint"
                 )
                 conn.execute(
                     q("mark_mints_sent"),

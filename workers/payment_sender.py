@@ -55,12 +55,11 @@ class PaymentSender(SenderStage):
 
     def __init__(self, runtime: Runtime, keys: Sequence[LocalAccount]) -> None:
         super().__init__(runtime, keys, runtime.settings.payment_stage)
-        self.usdc_abi = runtime.usdc()
         self.aggregator = runtime.settings.payment_aggregator
 
     def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, relayer: Relayer) -> None:
         gas = self.settings.payment_gas_limit
-        calls = {r["id"]: payment_calls.calls_for(self.usdc_abi, r, gas=gas) for r in rows}
+        calls = {r["id"]: payment_calls.calls_for(r, gas=gas) for r in rows}
         verdicts = payment_calls.preflight(self.rt.w3, relayer.address, calls, self.aggregator)
         sendable: dict[Any, PaymentCalls] = {}
         deferred: dict[Any, str] = {}

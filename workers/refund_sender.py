@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from shared import chain
-from shared.chain import history
+from shared.chain import calldata, history
 from shared.db.queries import q
 from shared.runtime import Runtime
 from shared.settlement import payment_calls, refunds
@@ -104,15 +104,7 @@ class RefundSender(SenderStage):
         relayer.send(sent, "refund_tx_broadcast")
 
     def _calldata(self, r: dict[str, Any]) -> bytes:
-        data = self.rt.token().encode_abi(
-            "refund",
-            args=[
-                bytes.fromhex(r["payment_key"][2:]),
-                Web3.to_checksum_address(r["recipient"]),
-                int(r["amount"]),
-            ],
-        )
-        return bytes.fromhex(str(data).removeprefix("0x"))
+        return calldata.refund(bytes.fromhex(r["payment_key"][2:]), r["recipient"], int(r["amount"]))
 
     def _refunded_in(self, r: dict[str, Any]) -> str | None:
         """Where the key was refunded, as of a block CONFIRMATIONS deep: the transaction whose Refunded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,12 +57,22 @@ class SignedTx:
     data: bytes
 
 
+FEE_QUOTE_SECONDS = 1.0
+_quotes: dict[int, tuple[float, Fees]] = {}  # id(w3) → (when, fees): a busy stage asks once a second
+
+
 def quote_fees(w3: Web3) -> Fees:
-    """EIP-1559 fees for the next block: twice the base fee plus the node's suggested tip."""
+    """EIP-1559 fees for the next block: twice the base fee plus the node's suggested tip (asked again
+    after FEE_QUOTE_SECONDS: fees move once a block at most, and a stuck transaction is bumped)."""
+    cached = _quotes.get(id(w3))
+    if cached is not None and time.monotonic() - cached[0] < FEE_QUOTE_SECONDS:
+        return cached[1]
     block = w3.eth.get_block("latest")
     base_fee = int(block.get("baseFeePerGas", 0) or 0)
     tip = int(w3.eth.max_priority_fee)
-    return Fees(max_fee_per_gas=2 * base_fee + tip, max_priority_fee=tip)
+    fees = Fees(max_fee_per_gas=2 * base_fee + tip, max_priority_fee=tip)
+    _quotes[id(w3)] = (time.monotonic(), fees)
+    return fees
 
 
 def sign(

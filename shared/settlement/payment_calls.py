@@ -13,7 +13,7 @@ from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from shared.chain import multicall
+from shared.chain import calldata, multicall
 from shared.chain.reverts import AUTHORIZATION_USED, EXPIRED, reason_from_return_data, revert_reason
 from shared.settlement.authorizations import Fate, Outcome
 from shared.x402 import wallets
@@ -82,23 +82,21 @@ class PaymentCalls:
     alone: bool
 
 
-def calls_for(usdc_abi: Any, row: Mapping[str, Any], *, gas: int) -> PaymentCalls:
+def calls_for(row: Mapping[str, Any], *, gas: int) -> PaymentCalls:
     """The calls that pay one payment: its `transferWithAuthorization` — the (v, r, s) form for an EOA's
     signature, the `bytes signature` form (FiatToken v2.2) for a contract wallet's, checked by its
     ERC-1271 — preceded, for a wallet not deployed yet (ERC-6492), by its factory call."""
     signed = wallets.parse(bytes.fromhex(str(row["signature"]).removeprefix("0x")))
-    args = transfer_args(
-        row["payer"],
-        row["token_address"],
+    data = calldata.transfer_with_authorization(
+        str(row["payer"]),
+        str(row["token_address"]),
         int(row["amount"]),
         int(row["valid_after"]),
         int(row["valid_before"]),
         bytes.fromhex(str(row["nonce"]).removeprefix("0x")),
         signed.signature,
+        split=signed.signer is Signer.EOA,  # else the bytes form, checked by the wallet (ERC-1271)
     )
-    if signed.signer is not Signer.EOA:  # the bytes form: (from, to, value, after, before, nonce, signature)
-        args = [*args[:6], signed.signature]
-    data = bytes.fromhex(str(usdc_abi.encode_abi("transferWithAuthorization", args=args)).removeprefix("0x"))
     transfer = Call(str(row["asset"]), data, gas)
     if signed.signer is Signer.COUNTERFACTUAL:
         return PaymentCalls([Call(signed.factory, signed.factory_calldata, DEPLOY_GAS), transfer], alone=True)

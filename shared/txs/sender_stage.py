@@ -3,6 +3,7 @@ claim → process → (on error) release-with-backoff cycle over leased rows."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,6 +36,7 @@ class SenderStage:
         self.wake_after: float | None = None
         self.relayers = [Relayer(runtime, key, self.name) for key in keys]
         self._turn = 0
+        self._upkept_at = float("-inf")
 
     def start(self) -> None:
         """Line each key's stored nonce up with the chain before sending anything."""
@@ -51,10 +53,15 @@ class SenderStage:
     def run_once(self) -> int:
         self.wake_after = None
         upkept = 0
-        try:
-            upkept = self.upkeep()
-        except Exception as exc:  # upkeep is retried next round; it must not hold up new work
-            log.warning("upkeep_failed", stage=self.name, error=str(exc)[:300])
+        now = time.monotonic()
+        # At most every UPKEEP_INTERVAL_SECONDS: a busy stage claims many batches a second, and the
+        # upkeep's chain reads (fees, nonces, gas money) need not be repeated for each.
+        if now - self._upkept_at >= self.settings.upkeep_interval_seconds:
+            self._upkept_at = now
+            try:
+                upkept = self.upkeep()
+            except Exception as exc:  # upkeep is retried next round; it must not hold up new work
+                log.warning("upkeep_failed", stage=self.name, error=str(exc)[:300])
         claim_token = uuid.uuid4()
         with self.rt.pool.connection() as conn, conn.transaction():
             rows = conn.execute(

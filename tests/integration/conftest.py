@@ -114,6 +114,7 @@ def settings(database_url: str, devchain: Chain, deployment: Deployment) -> Sett
         confirm_stage=StageSettings(20, 0.5),
         mint_stage=StageSettings(10, 0.5),
         rebroadcast_after_seconds=3.0,
+        upkeep_interval_seconds=0.0,  # tests call run_once and expect its upkeep every time
     )
 
 
