@@ -58,11 +58,16 @@ class SignedTx:
 
 
 FEE_QUOTE_SECONDS = 1.0
+# The fee cap covers this many times the base fee: under a burst of full blocks the base fee rises up to
+# 12.5 % a block, and a transaction capped at 2x (the usual) could not be included after about six
+# such blocks until bumped; 4x lasts about twelve. Only base fee + tip is ever paid.
+BASE_FEE_HEADROOM = 4
 _quotes: dict[int, tuple[float, Fees]] = {}  # id(w3) → (when, fees): a busy stage asks once a second
 
 
 def quote_fees(w3: Web3) -> Fees:
-    """EIP-1559 fees for the next block: twice the base fee plus the node's suggested tip (asked again
+    """EIP-1559 fees for the next block: BASE_FEE_HEADROOM times the base fee plus the node's
+    suggested tip (asked again
     after FEE_QUOTE_SECONDS: fees move once a block at most, and a stuck transaction is bumped)."""
     cached = _quotes.get(id(w3))
     if cached is not None and time.monotonic() - cached[0] < FEE_QUOTE_SECONDS:
@@ -70,7 +75,7 @@ def quote_fees(w3: Web3) -> Fees:
     block = w3.eth.get_block("latest")
     base_fee = int(block.get("baseFeePerGas", 0) or 0)
     tip = int(w3.eth.max_priority_fee)
-    fees = Fees(max_fee_per_gas=2 * base_fee + tip, max_priority_fee=tip)
+    fees = Fees(max_fee_per_gas=BASE_FEE_HEADROOM * base_fee + tip, max_priority_fee=tip)
     _quotes[id(w3)] = (time.monotonic(), fees)
     return fees
 

@@ -32,7 +32,16 @@ def settle_payments(
     moved — failed and watched while its authorization is valid; undetermined — back to
     payment-sender, which looks again (a bounded number of times)."""
     guard = Guard("sent", chain_tx_id=tx["id"])
+    done = set(
+        payments.complete_many(
+            conn,
+            {p: o.paid_by for p, o in decisions.items() if o.fate is Fate.PAID and o.paid_by is not None},
+            guard,
+        )
+    )
     for payment_id, outcome in decisions.items():
+        if str(payment_id) in done:
+            continue
         if outcome.fate is Fate.UNUSED:
             error = f"transferWithAuthorization failed in {tx_hash}; the money did not move"
             payments.fail(conn, payment_id, guard, error, watch=True, tx_hash=tx_hash)

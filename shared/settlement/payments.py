@@ -72,6 +72,69 @@ def complete(conn: Connection[Any], payment_id: Any, guard: Guard, paid_by: Paid
     return "completed"
 
 
+def complete_many(conn: Connection[Any], paid: dict[Any, PaidBy], guard: Guard) -> list[str]:
+    """Several payments of one of our transactions, each paid by its own transfer: completed with
+    their mint rows in two statements (the confirmer settles dozens at once). Returns the payments it
+    completed; any it could not (the guard no longer holds, or — in a savepoint that is then undone —
+    a supply that ran out) are for the caller to write one by one. Ids are compared as text."""
+    paid = {str(k): v for k, v in paid.items()}
+    if not paid:
+        return []
+    ids = list(paid)
+    try:
+        with conn.transaction():  # a savepoint: on any refusal, nothing of it stays
+            rows = conn.execute(
+                q("complete_payments"),
+                {
+                    "ids": ids,
+                    "tx_hashes": [paid[i].tx_hash for i in ids],
+                    "log_indexes": [paid[i].log_index for i in ids],
+                    "block_numbers": [paid[i].block_number for i in ids],
+                    "expected": guard.status,
+                    "chain_tx_id": guard.chain_tx_id,
+                },
+            ).fetchall()
+            _insert_mints_of(conn, rows)
+    except psycopg.Error as exc:
+        if exc.sqlstate != SOLD_OUT:
+            raise
+        return []
+    for row in rows:
+        metrics.payment_paid_seconds.observe(row["waited_seconds"])
+        by = paid[str(row["id"])]
+        log.info(
+            "payment_completed",
+            payment_id=str(row["id"]),
+            tx_hash=by.tx_hash,
+            log_index=by.log_index,
+            mints=row["quantity"],
+            was=guard.status,
+        )
+    return [str(row["id"]) for row in rows]
+
+
+def _insert_mints_of(conn: Connection[Any], rows: list[dict[str, Any]]) -> None:
+    """The mint rows of payments just completed, in one statement."""
+    columns: dict[str, list[Any]] = {
+        "payment_ids": [],
+        "indexes": [],
+        "mint_ids": [],
+        "tokens": [],
+        "recipients": [],
+    }
+    for p in rows:
+        nonce = bytes.fromhex(p["nonce"][2:])
+        for i in range(p["quantity"]):
+            columns["payment_ids"].append(p["id"])
+            columns["indexes"].append(i)
+            columns["mint_ids"].append(
+                "0x" + mint_id(p["token_address"], p["asset"], p["payer"], nonce, i).hex()
+            )
+            columns["tokens"].append(p["token_address"])
+            columns["recipients"].append(p["recipient"])
+    conn.execute(q("insert_mints_of_payments"), columns)
+
+
 def _insert_mints(conn: Connection[Any], p: dict[str, Any]) -> None:
     nonce = bytes.fromhex(p["nonce"][2:])
     conn.execute(

@@ -82,3 +82,10 @@ UPDATE mint_queue
        locked_until = NULL, last_error = 'requeued by an operator', updated_at = now()
  WHERE (payment_id = %(id)s OR id = %(id)s) AND status = 'failed'
 RETURNING id;
+
+-- name: insert_mints_of_payments
+-- insert_mints for many payments completed in the same transaction (one row per mint).
+INSERT INTO mint_queue (payment_id, mint_index, mint_id, token_address, recipient)
+SELECT * FROM unnest(%(payment_ids)s::uuid[], %(indexes)s::int[], %(mint_ids)s::text[],
+                     %(tokens)s::text[], %(recipients)s::text[])
+ON CONFLICT (mint_id) DO NOTHING;

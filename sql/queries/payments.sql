@@ -209,3 +209,16 @@ UPDATE payment_queue SET watch_until = NULL, watch_next_at = NULL, last_error = 
 -- name: payment_row
 -- operator decisions (shared/settlement/review.py): the whole row.
 SELECT * FROM payment_queue WHERE id = %(id)s;
+
+-- name: complete_payments
+-- complete_payment for many payments of one transaction at once (the confirmer): each with the log
+-- that paid it, as the same compare-and-set on the status and the transaction expected to hold it.
+UPDATE payment_queue p
+   SET status = 'completed', tx_hash = v.tx_hash, paid_log_index = v.log_index,
+       paid_block_number = v.block_number, error = NULL, claim_token = NULL, locked_until = NULL,
+       watch_until = NULL, watch_next_at = NULL, processed_at = now(), updated_at = now()
+  FROM unnest(%(ids)s::uuid[], %(tx_hashes)s::text[], %(log_indexes)s::int[], %(block_numbers)s::bigint[])
+       AS v(id, tx_hash, log_index, block_number)
+ WHERE p.id = v.id AND p.status = %(expected)s::payment_status AND p.chain_tx_id = %(chain_tx_id)s::bigint
+RETURNING p.id, p.token_address, p.asset, p.payer, p.recipient, p.quantity, p.nonce,
+          extract(epoch FROM now() - p.created_at)::float8 AS waited_seconds;
