@@ -137,6 +137,9 @@ def up(
                 "MINT_RELAYER_KEY": mint_relayer.key.hex(),
                 "LOG_FORMAT": "json",
                 "DASHBOARD": "true",  # on a loopback-bound API: for whoever works on this machine
+                # anvil now and then drops a transaction that arrives while it builds a block: with
+                # 1 s blocks, re-send stored bytes after 3 s rather than the production 15 s.
+                "REBROADCAST_AFTER_SECONDS": 3,
             }.items()
         )
     )
