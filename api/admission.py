@@ -22,13 +22,12 @@ BUSY = "server_busy"
 
 
 def should_shed(in_flight: int, per_second: float, *, deadline: float, floor: int) -> bool:
-    """Whether a newcomer should be turned away: never while fewer than `floor` are in flight (a
-    process that has not answered anything yet has no rate); then when the expected wait,
-    in_flight ÷ per_second, exceeds `deadline` (with no rate known at all, it would)."""
-    if in_flight < floor:
+    """Whether a newcomer should be turned away: never while fewer than `floor` are in flight, nor
+    before the process has measured how fast it answers (a storm that meets a fresh process is let
+    in: turning it away would only make it come back at once); then when the expected wait,
+    in_flight ÷ per_second, exceeds `deadline`."""
+    if in_flight < floor or per_second <= 0:
         return False
-    if per_second <= 0:
-        return True
     return in_flight / per_second > deadline
 
 

@@ -79,7 +79,10 @@ def run_worker(settings: Settings, parent: int | None) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         http=DeadlineHttpProtocol,
-        loop="uvloop",
+        # asyncio's loop, not uvloop: under load uvloop took new connections a few dozen a second
+        # (bench ingress: 600 waited seconds in the accept queue, and their first requests made the
+        # p99); asyncio's accepts all that are waiting each time the socket is ready.
+        loop="asyncio",
         backlog=BACKLOG,
         timeout_graceful_shutdown=int(settings.drain_seconds),
         log_config=stdlib_logging_config(settings.log_level, settings.log_format, component="api"),

@@ -12,7 +12,7 @@ from api.admission import should_shed
     [
         (0, 0.0, False),  # idle
         (63, 0.0, False),  # below the floor: admitted even with no rate known yet
-        (64, 0.0, True),  # a storm before the first answer: nothing says it will be answered in time
+        (5000, 0.0, False),  # a storm before the first answer: no evidence yet that it will wait
         (500, 1000.0, False),  # 0.5 s of waiting
         (2000, 1000.0, False),  # exactly the deadline
         (2001, 1000.0, True),  # beyond it
