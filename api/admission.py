@@ -2,13 +2,18 @@
 503 with Retry-After at once, instead of joining a queue for seconds (a buyer whose client times
 out retries — safely, the same payment gets the same answer — but may also sign a second one).
 
-Each API process keeps its own figures: the paid requests it has in flight, and the rate at which it
-answers them. A newcomer would wait about in_flight ÷ rate; past ADMISSION_DEADLINE_SECONDS it is
-turned away. The decision is a pure function (`should_shed`), after procrastinate's retry.py.
+Each API process watches its own queue: how many paid requests it has in flight, and how long the
+oldest of them has been waiting. Requests are answered about in the order they came, so a newcomer
+would wait about as long as the oldest has; once that is more than half of
+ADMISSION_DEADLINE_SECONDS (and at least ADMISSION_FLOOR are in flight), newcomers are turned away
+until the queue is short again. It is measured, not estimated: a storm that meets a fresh process
+is let in as long as it is being answered in time. The decision is a pure function
+(`should_shed`), after procrastinate's retry.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -17,36 +22,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shared import metrics
 
 RETRY_AFTER_SECONDS = 1
-RATE_WINDOW_SECONDS = 0.5
 BUSY = "server_busy"
 
 
-def should_shed(in_flight: int, per_second: float, *, deadline: float, floor: int) -> bool:
-    """Whether a newcomer should be turned away: never while fewer than `floor` are in flight, nor
-    before the process has measured how fast it answers (a storm that meets a fresh process is let
-    in: turning it away would only make it come back at once); then when the expected wait,
-    in_flight ÷ per_second, exceeds `deadline`."""
-    if in_flight < floor or per_second <= 0:
-        return False
-    return in_flight / per_second > deadline
-
-
-class AnswerRate:
-    """Answers per second, smoothed over windows of RATE_WINDOW_SECONDS."""
-
-    def __init__(self) -> None:
-        self.per_second = 0.0
-        self._count = 0
-        self._since = time.monotonic()
-
-    def answered(self) -> None:
-        self._count += 1
-        now = time.monotonic()
-        elapsed = now - self._since
-        if elapsed >= RATE_WINDOW_SECONDS:
-            measured = self._count / elapsed
-            self.per_second = measured if self.per_second == 0 else 0.5 * self.per_second + 0.5 * measured
-            self._count, self._since = 0, now
+def should_shed(in_flight: int, oldest_wait: float, *, deadline: float, floor: int) -> bool:
+    """Whether a newcomer should be turned away: never while fewer than `floor` are in flight; then
+    when the oldest request in flight has waited more than half the deadline (the newcomer, behind
+    all of them, would come close to it or past it)."""
+    return in_flight >= floor and oldest_wait > deadline / 2
 
 
 class Admission:
@@ -54,23 +37,31 @@ class Admission:
 
     def __init__(self, app: ASGIApp, *, deadline: float, floor: int) -> None:
         self.app, self.deadline, self.floor = app, deadline, floor
-        self.in_flight = 0
-        self.rate = AnswerRate()
+        self._started: dict[int, float] = {}  # in flight: ticket → when admitted (oldest first)
+        self._tickets = itertools.count()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._started)
+
+    def oldest_wait(self) -> float:
+        first = next(iter(self._started.values()), None)
+        return 0.0 if first is None else time.monotonic() - first
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/api/mint/"):
             await self.app(scope, receive, send)
             return
-        if should_shed(self.in_flight, self.rate.per_second, deadline=self.deadline, floor=self.floor):
+        if should_shed(self.in_flight, self.oldest_wait(), deadline=self.deadline, floor=self.floor):
             metrics.payments_refused.labels(BUSY).inc()
             await _busy(send)
             return
-        self.in_flight += 1
+        ticket = next(self._tickets)
+        self._started[ticket] = time.monotonic()
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
-            self.rate.answered()
+            del self._started[ticket]
 
 
 async def _busy(send: Send) -> None:

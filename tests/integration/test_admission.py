@@ -4,14 +4,12 @@ later is accepted; everything else (402s, /healthz) is never turned away."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from eth_account import Account
 
-from api.admission import RATE_WINDOW_SECONDS
 from cli.buyer import sign_payment
 from shared.config import Settings
 from tests.integration.conftest import CHAIN_ID, Deployment, LiveServer, with_settings
@@ -30,12 +28,6 @@ def test_a_paid_post_beyond_the_deadline_is_turned_away_and_stores_nothing(
         accept = http.post(f"/api/mint/{token}", json={"quantity": 1}).json()["accepts"][0]
         keys = [Account.create() for _ in range(40)]
         headers = [sign_payment(accept, k.key.hex(), chain_id=CHAIN_ID) for k in keys]
-        # Until the process has measured how fast it answers, nobody is turned away: let it answer
-        # (refusals count) for longer than one measuring window.
-        warmed = time.monotonic() + 2 * RATE_WINDOW_SECONDS
-        while time.monotonic() < warmed:
-            bad = http.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": "not base64"})
-            assert bad.status_code == 400
 
         def post(header: str) -> httpx.Response:
             with httpx.Client(base_url=live.url, timeout=30) as own:  # a connection each, all at once
