@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -37,7 +38,10 @@ class Offer:
     v2_network: str
 
 
+@lru_cache(maxsize=4096)
 def make_offer(settings: Settings, token: Token, quantity: int) -> Offer:
+    """What buying `quantity` of `token` costs, in both x402 versions. Made once per (settings, token,
+    quantity) — every paid POST needs it — so its dicts are shared: never change them."""
     amount = token.price_per_mint * quantity
     resource = f"{settings.resource_base}/api/mint/{token.address}"
     description = f"Mint {quantity} x {token.symbol} ({token.mint_amount} base units each)"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
@@ -31,6 +33,23 @@ def open_pool(
     return pool
 
 
+#: A connection back in the pool for longer than this is checked before it is lent again (a round
+#: trip); one lent again at once is not — under load that check was a round trip per payment. A
+#: connection broken meanwhile (PostgreSQL restarted) fails its request (503, the client retries)
+#: and the pool discards it.
+IDLE_CHECK_SECONDS = 5.0
+_returned: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
+
+
+async def _note_return(conn: Any) -> None:
+    _returned[conn] = time.monotonic()
+
+
+async def _check_if_idle(conn: Any) -> None:
+    if time.monotonic() - _returned.get(conn, float("-inf")) > IDLE_CHECK_SECONDS:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 async def open_async_pool(
     database_url: str,
     *,
@@ -52,7 +71,8 @@ async def open_async_pool(
         kwargs=kwargs,
         name="x402-api",
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=_check_if_idle,
+        reset=_note_return,
     )
     await pool.open(wait=wait, timeout=30)
     return pool
