@@ -45,6 +45,11 @@ class Fees:
     max_fee_per_gas: int
     max_priority_fee: int
 
+    def ahead(self) -> Fees:
+        """The same with twice the tip (the cap raised by as much): a transaction that should be
+        included before others of ours quoted at the same time."""
+        return Fees(self.max_fee_per_gas + self.max_priority_fee, 2 * self.max_priority_fee)
+
 
 @dataclass(frozen=True, slots=True)
 class SignedTx:
