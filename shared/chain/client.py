@@ -70,12 +70,13 @@ BASE_FEE_HEADROOM = 4
 _quotes: dict[int, tuple[float, Fees]] = {}  # id(w3) → (when, fees): a busy stage asks once a second
 
 
-def quote_fees(w3: Web3) -> Fees:
+def quote_fees(w3: Web3, *, max_age: float = FEE_QUOTE_SECONDS) -> Fees:
     """EIP-1559 fees for the next block: BASE_FEE_HEADROOM times the base fee plus the node's
-    suggested tip (asked again
-    after FEE_QUOTE_SECONDS: fees move once a block at most, and a stuck transaction is bumped)."""
+    suggested tip. A quote younger than `max_age` seconds is reused (fees move once a block at most,
+    and a stuck transaction is bumped); a replacement asks afresh (`max_age=0`), since it exists
+    because the market moved."""
     cached = _quotes.get(id(w3))
-    if cached is not None and time.monotonic() - cached[0] < FEE_QUOTE_SECONDS:
+    if cached is not None and time.monotonic() - cached[0] < max_age:
         return cached[1]
     block = w3.eth.get_block("latest")
     base_fee = int(block.get("baseFeePerGas", 0) or 0)

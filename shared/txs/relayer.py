@@ -170,7 +170,7 @@ class Relayer:
                 },
             ).fetchall()
             for tx in stuck:
-                market = market or chain.quote_fees(self.rt.w3)
+                market = market or chain.quote_fees(self.rt.w3, max_age=0)
                 fees = bumped_fees(
                     Fees(int(tx["max_fee_per_gas"]), int(tx["max_priority_fee"])),
                     market,
