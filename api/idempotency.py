@@ -5,7 +5,10 @@ gets the same answer — the 202 of the same payment — never a second payment.
   same signed terms and signature, token, quantity and recipient): the payment that holds it. Anything
   else that reuses the nonce stays 409 nonce_already_used.
 - x402 v2 `payment-identifier`, the payer's own name for its payment (0013): the same id with the same
-  payload → that payment's answer; the same id with another payload → 409 payment_identifier_reused.
+  payload → that payment's answer; the same id with another payload (a new signature is another
+  payload: a retry re-sends the signed payment, as x402's reference servers expect) → 409
+  payment_identifier_reused, naming the payer's payment that holds the id, so a client whose 202 was
+  lost still finds what it paid.
   The id is claimed before the payment is written and given back if it is refused, so two posts racing
   with one id never make two payments. Kept in PostgreSQL: any API process answers alike.
 """
@@ -47,7 +50,7 @@ class Claim(StrEnum):
 async def claim(
     pool: AsyncConnectionPool[Any], payer: str, identifier: str, fp: bytes
 ) -> tuple[Claim, str | None]:
-    """Claim `identifier` for this payload; (what it is, the payment it names if SAME)."""
+    """Claim `identifier` for this payload; (what it is, the payment it names if SAME or OTHER)."""
     key = {"payer": payer, "id": identifier, "fingerprint": fp}
     async with pool.connection() as conn:
         if await (await conn.execute(q("claim_identifier"), key)).fetchone():
@@ -55,8 +58,8 @@ async def claim(
         row = await (await conn.execute(q("identifier"), key)).fetchone()
     if row is None:  # released between the two statements: the other request was refused
         return Claim.IN_FLIGHT, None
-    if bytes(row["fingerprint"]) != fp:
-        return Claim.OTHER, None
+    if bytes(row["fingerprint"]) != fp:  # the payer's own payment, under its own name: say which
+        return Claim.OTHER, None if row["payment_id"] is None else str(row["payment_id"])
     if row["payment_id"] is None:
         return Claim.IN_FLIGHT, None
     return Claim.SAME, str(row["payment_id"])

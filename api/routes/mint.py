@@ -154,11 +154,14 @@ async def queue_named(
         assert existing is not None
         return queued(existing, purchase.quantity)  # the answer that payment got
     if claimed is idempotency.Claim.OTHER:
+        named = {} if existing is None else {"paymentQueueId": existing}
         return rejection(
             409,
             extensions.IDENTIFIER_REUSED,
-            "this payment identifier already names another payment of this payer",
+            "this payment identifier already names another payload of this payer (a retry must "
+            "re-send the same signed payment); nothing was stored",
             error=PAYMENT_FAILED,
+            **named,
         )
     if claimed is idempotency.Claim.IN_FLIGHT:
         return rejection(

@@ -120,7 +120,15 @@ UPDATE payment_queue
 RETURNING id;
 
 -- name: payment_by_id
-SELECT p.id, p.status, p.tx_hash, p.payer, p.recipient, p.token_address, p.quantity, p.amount, p.error,
+-- the API: a payment's status. While it is `sent` its tx_hash is the newest attempt of the transaction
+-- carrying it (a fee bump replaces the hash first recorded); once settled, the transaction that paid.
+SELECT p.id, p.status,
+       CASE WHEN p.status = 'sent' AND p.chain_tx_id IS NOT NULL
+            THEN coalesce((SELECT a.tx_hash FROM chain_tx_attempts a
+                            WHERE a.chain_tx_id = p.chain_tx_id AND a.kind <> 'cancel'
+                            ORDER BY a.id DESC LIMIT 1), p.tx_hash)
+            ELSE p.tx_hash END AS tx_hash,
+       p.payer, p.recipient, p.token_address, p.quantity, p.amount, p.error,
        p.payment_header,
        (SELECT json_build_object('status', r.status, 'amount', r.amount::text, 'tx_hash', r.tx_hash,
                                  'error', r.error)

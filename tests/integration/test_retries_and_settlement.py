@@ -117,7 +117,12 @@ def test_the_payment_identifier_extension(
     other, _ = pay_v2(client, token, identifier, quantity=2)
     assert other.status_code == 409
     assert other.json()["reason"] == "payment_identifier_reused"
-    assert "paymentQueueId" not in other.json()  # it tells nobody which payment the id names
+    # ... naming the payer's payment that holds the id: a client whose 202 was lost finds what it paid
+    assert other.json()["paymentQueueId"] == first.json()["paymentQueueId"]
+    # A re-signed authorization for the same purchase is another payload too: never a second payment.
+    resigned, _ = pay_v2(client, token, identifier)
+    assert resigned.status_code == 409 and resigned.json()["reason"] == "payment_identifier_reused"
+    assert resigned.json()["paymentQueueId"] == first.json()["paymentQueueId"]
     assert query(settings, "SELECT count(*) AS n FROM payment_queue")[0]["n"] == before
     # A malformed id is refused.
     bad, _ = pay_v2(client, token, "short")
@@ -195,6 +200,41 @@ def test_the_settlement_header_at_each_stage(
         "transaction": sent["tx_hash"],
         "network": network,
     }
+
+
+def test_the_pending_settlement_names_the_newest_attempt_after_a_fee_bump(
+    client: TestClient, settings: Settings, deployment: Deployment, manual_mining: None
+) -> None:
+    """A client reconciles by the pending header's transaction: after a fee bump replaced the first
+    attempt, it names the replacement (the one that can be mined), and the JSON says the same."""
+    from dataclasses import replace
+
+    from tests.integration.stages import attempts
+
+    bumping = Stages(replace(settings, stuck_after_seconds=0.2))
+    try:
+        reply, _ = pay_v2(client, deployment.token.address, None)
+        payment_id = reply.json()["paymentQueueId"]
+        bumping.payment.run_once()  # signed, stored, broadcast; not mined
+        (sent,) = query(settings, "SELECT chain_tx_id FROM payment_queue WHERE id = %s", payment_id)
+        time.sleep(0.3)
+        bumping.payment.run_once()  # its upkeep finds it stuck and re-signs it with higher fees
+        tried = attempts(settings, sent["chain_tx_id"])
+        assert len(tried) == 2 and tried[1]["kind"] == "work"
+        answer = client.get(f"/api/payment/{payment_id}")
+        pending = decode_payment_response(answer.headers["payment-response"])
+        assert pending["errorReason"] == "settlement_pending"
+        assert pending["transaction"] == tried[1]["tx_hash"] == answer.json()["tx_hash"]
+
+        def settled() -> bool:
+            rpc(bumping.runtimes[0].w3, "evm_mine")
+            return finished(settings, payment_id)
+
+        bumping.run_until(settled)
+        done = decode_payment_response(client.get(f"/api/payment/{payment_id}").headers["payment-response"])
+        assert done["success"] is True and done["transaction"] == tried[1]["tx_hash"]
+    finally:
+        bumping.close()
 
 
 def test_a_failed_payments_settlement_header_says_why(
