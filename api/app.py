@@ -16,7 +16,7 @@ from starlette.routing import Route
 from api.admission import Admission
 from api.catalog import TokenCatalog
 from api.dashboard import Figures
-from api.errors import rejection
+from api.errors import Unexpected, rejection, unavailable
 from api.limits import RequestLimits
 from api.openapi import openapi
 from api.payment_writer import PaymentWriter
@@ -40,7 +40,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    return rejection(503, "temporarily_unavailable", "the service could not take this request; try again")
+    return unavailable()
 
 
 #: What a browser's script may read of our answers (CORS): the x402 headers, where to poll, when to retry.
@@ -101,13 +101,16 @@ def create_app(settings: Settings) -> Starlette:
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         middleware=[
-            # First: a request turned away costs nothing but the 503 (no body read, no verification).
+            # CORS outermost, so a browser's script can read every answer, the 503s below included.
+            *cors(settings),
+            # Then admission: a request turned away costs nothing but the 503 (no body read, no
+            # verification).
             Middleware(
                 Admission,
                 deadline=settings.admission_deadline_seconds,
                 floor=settings.admission_floor,
             ),
-            *cors(settings),
+            Middleware(Unexpected),
             Middleware(
                 RequestLimits,
                 max_header_bytes=settings.max_header_bytes,

@@ -64,6 +64,8 @@ class Call:
 
 #: Gas for deploying a wallet by its factory (ERC-6492), on top of the transfer's.
 DEPLOY_GAS = 400_000
+#: x402's reason when an undeployed wallet's factory call (ERC-6492) did not deploy it.
+DEPLOYMENT_FAILED = "smart_wallet_deployment_failed"
 #: What a payment whose wallet must be deployed first says when no Multicall3 can carry both calls.
 NEEDS_AGGREGATOR = (
     "a wallet not deployed yet (ERC-6492) is deployed by its factory in the paying transaction:"
@@ -184,9 +186,16 @@ def _aggregate(
     verdicts: dict[Any, Preflight] = {}
     end = 0
     for k in keys:
-        end += len(calls[k])
+        start, end = end, end + len(calls[k])
         last = results[end - 1]
         verdicts[k] = None if last.success else reason_from_return_data(last.return_data)
+        undeployed = [r for r in results[start : end - 1] if not r.success]
+        if undeployed and isinstance(verdicts[k], str) and "invalid signature" in str(verdicts[k]):
+            verdicts[k] = (  # no wallet at the payer's address to check the signature: why not
+                f"{DEPLOYMENT_FAILED}: the wallet's factory call failed "
+                f"({reason_from_return_data(undeployed[0].return_data)}), so no wallet checked the "
+                f"signature: {verdicts[k]}"
+            )
     return verdicts
 
 
@@ -194,7 +203,7 @@ def worded(reason: str, row: Mapping[str, Any]) -> str:
     """A refusal in the words a client needs: a contract wallet's "invalid signature" means its
     ERC-1271 isValidSignature refused it (or, not deployed yet, its factory call did not deploy it)."""
     signer = wallets.parse(bytes.fromhex(str(row["signature"]).removeprefix("0x"))).signer
-    if signer is Signer.EOA or "invalid signature" not in reason:
+    if signer is Signer.EOA or "invalid signature" not in reason or reason.startswith(DEPLOYMENT_FAILED):
         return reason
     return (
         f"invalid_exact_evm_payload_signature: the contract wallet refused the signature (ERC-1271): {reason}"

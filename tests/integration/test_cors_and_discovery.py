@@ -102,6 +102,33 @@ def test_cors_answers_configured_origins_only(settings: Settings, deployment: De
         assert "access-control-allow-origin" not in offer.headers
 
 
+def test_a_browser_can_read_the_503s_too(
+    settings: Settings, deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turned away under load, or met by a fault: the answer carries CORS, so a page's script reads
+    the reason and the Retry-After it was promised (not an opaque network error)."""
+    import api.admission
+
+    token = deployment.token.address
+    with TestClient(create_app(with_settings(settings, cors_allowed_origins=(SHOP,)))) as client:
+        with monkeypatch.context() as busy:
+            busy.setattr(api.admission, "should_shed", lambda *a, **k: True)
+            shed = client.post(
+                f"/api/mint/{token}", json={"quantity": 1}, headers={"Origin": SHOP, "X-PAYMENT": "e30="}
+            )
+        assert shed.status_code == 503 and shed.json()["reason"] == "server_busy"
+        assert shed.headers["access-control-allow-origin"] == SHOP
+        assert "retry-after" in shed.headers["access-control-expose-headers"].lower()
+
+        async def broken(address: str) -> None:
+            raise RuntimeError("a fault nobody foresaw")
+
+        monkeypatch.setattr(client.app.state.catalog, "get", broken)  # type: ignore[attr-defined]
+        fault = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"Origin": SHOP})
+        assert fault.status_code == 503 and fault.json()["reason"] == "temporarily_unavailable"
+        assert fault.headers["access-control-allow-origin"] == SHOP
+
+
 def test_the_402_declares_the_bazaar_extension(client: TestClient, deployment: Deployment) -> None:
     required = client.post(f"/api/mint/{deployment.token.address}", json={"quantity": 3}).headers[
         "payment-required"

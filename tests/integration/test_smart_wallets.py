@@ -18,7 +18,7 @@ from api.app import create_app
 from cli.devnet import anvil, deploy
 from shared.chain.contracts import load_artifact
 from shared.config import Settings
-from shared.x402 import ExactEvmPayment, encode_payment_header
+from shared.x402 import ExactEvmPayment, decode_payment_response, encode_payment_header
 from shared.x402.eip3009 import Authorization, Eip712Domain, sign_transfer
 from shared.x402.wallets import ERC6492_MAGIC
 from tests.integration.conftest import CHAIN_ID, Chain, Deployment, with_settings
@@ -116,6 +116,31 @@ def test_an_undeployed_wallet_signs_with_erc6492_and_is_deployed_by_the_paying_t
         create_app(with_settings(settings, wallet_factories=frozenset({factory.address.lower()})))
     ) as client:
         _buy_with_an_undeployed_wallet(client, settings, devchain, deployment, factory)
+
+
+def test_an_undeployed_wallet_whose_factory_call_fails_says_so(
+    settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    """The factory call in an ERC-6492 signature reverts: no wallet exists to check the signature, and
+    the payment fails saying that (x402's smart_wallet_deployment_failed), not that a wallet refused."""
+    factory = _deploy(devchain.w3, "TestWalletFactory")
+    allowed = with_settings(settings, wallet_factories=frozenset({factory.address.lower()}))
+    with TestClient(create_app(allowed)) as client:
+        owner = Account.create()
+        predicted = factory.functions.walletAddress(owner.address, os.urandom(32)).call()
+        fund(devchain, deployment, predicted, 10 * deployment.token.price)
+        accept = ask_price(client, deployment.token.address, 2)
+        auth, inner = wallet_signature(accept, predicted, owner.key.hex(), 2 * deployment.token.price)
+        no_such_function = bytes.fromhex("deadbeef")
+        signature = (
+            encode(["address", "bytes", "bytes"], [factory.address, no_such_function, inner]) + ERC6492_MAGIC
+        )
+        payment_id = post(client, deployment.token.address, accept, auth, signature)
+        row = settle(allowed, payment_id)
+        assert row["state"] == "failed" and row["mints"] == 0
+        assert str(row["error"]).startswith("smart_wallet_deployment_failed: "), row["error"]
+        answer = client.get(f"/api/payment/{payment_id}").headers["x-payment-response"]
+        assert decode_payment_response(answer)["errorReason"] == "smart_wallet_deployment_failed"
 
 
 def test_a_wallet_from_a_factory_we_do_not_deploy_with_is_refused(
