@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import sys
 from typing import Any
 
@@ -27,6 +28,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, component: str 
     )
     if component:
         structlog.contextvars.bind_contextvars(component=component)
+    # What libraries log through the standard library (psycopg_pool, web3, uvicorn …) in the same form.
+    logging.config.dictConfig(stdlib_logging_config(level, fmt, component=component))
 
 
 class AddComponent:
@@ -44,7 +47,8 @@ class AddComponent:
 
 def stdlib_logging_config(level: str = "INFO", fmt: str = "json", *, component: str = "") -> dict[str, Any]:
     """A `logging.config.dictConfig` for libraries that log through the standard library (uvicorn's
-    own lines): rendered like ours — one JSON (or console) line, with the level, time and component."""
+    own lines at `level`, every other library's warnings and errors): rendered like ours — one JSON
+    (or console) line, with the level, time, component and, for an error, its traceback as text."""
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -55,7 +59,11 @@ def stdlib_logging_config(level: str = "INFO", fmt: str = "json", *, component: 
         "formatters": {
             "structured": {
                 "()": structlog.stdlib.ProcessorFormatter,
-                "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    renderer,
+                ],
                 "foreign_pre_chain": [
                     structlog.stdlib.add_log_level,
                     structlog.stdlib.add_logger_name,
@@ -75,4 +83,5 @@ def stdlib_logging_config(level: str = "INFO", fmt: str = "json", *, component: 
             name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
             for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
         },
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
     }

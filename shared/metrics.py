@@ -30,7 +30,8 @@ payments_accepted = Counter(
 payments_refused = Counter("x402mint_payments_refused_total", "Payments refused, by reason code", ["reason"])
 accept_seconds = Histogram(
     "x402mint_accept_duration_seconds",
-    "Time to answer a paid POST /api/mint (202 or refusal)",
+    "Time to answer a paid POST /api/mint, by outcome (accepted: the 202; refused: any refusal)",
+    ["outcome"],
     buckets=SECONDS,
 )
 

@@ -89,5 +89,6 @@ def open_runtime(settings: Settings, *, pool_size: int = 4, connect_timeout: flo
             settings.rpc_timeout_seconds,
             max_lag_blocks=settings.rpc_max_lag_blocks,
             quarantine_seconds=settings.rpc_quarantine_seconds,
+            chain_id=settings.chain_id,
         ),
     )

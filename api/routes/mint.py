@@ -89,7 +89,8 @@ async def mint(request: Request) -> Response:
     started = time.perf_counter()
     answer = await buy(request)
     if answer.status_code != 402:
-        metrics.accept_seconds.observe(time.perf_counter() - started)
+        outcome = "accepted" if answer.status_code == 202 else "refused"
+        metrics.accept_seconds.labels(outcome).observe(time.perf_counter() - started)
     if isinstance(answer, Rejection):
         metrics.payments_refused.labels(answer.reason).inc()
     return answer

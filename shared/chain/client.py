@@ -22,13 +22,19 @@ def connect(
     *,
     max_lag_blocks: int = 5,
     quarantine_seconds: float = 30.0,
+    chain_id: int | None = None,
 ) -> Web3:
     """A web3 client over HTTP, on one endpoint or several (failover, broadcast to all, lagging ones
-    taken out: shared/chain/endpoints.py); retries are ours to decide, so the provider does not retry."""
+    taken out, and with `chain_id` one on another chain never used: shared/chain/endpoints.py); retries
+    are ours to decide, so the provider does not retry."""
     urls = [rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls)
     return Web3(
         FailoverProvider(
-            urls, timeout=timeout, max_lag_blocks=max_lag_blocks, quarantine_seconds=quarantine_seconds
+            urls,
+            timeout=timeout,
+            max_lag_blocks=max_lag_blocks,
+            quarantine_seconds=quarantine_seconds,
+            chain_id=chain_id,
         )
     )
 

@@ -1,7 +1,9 @@
 """Several RPC endpoints as one web3 provider (RPC_URLS): reads go to the first healthy endpoint and fail
 over to the next; a signed transaction goes to every endpoint that answers (the same bytes, the same
-hash: harmless); an endpoint that errors, or lags behind the others' head by more than
-RPC_MAX_LAG_BLOCKS, is taken out for RPC_QUARANTINE_SECONDS and probed back. Heads are compared before
+hash: harmless); an endpoint that does not answer, answers with a fault of its own (rate limited,
+internal error, state it does not have: `endpoint_fault`), is on another chain, or lags behind the
+others' head by more than RPC_MAX_LAG_BLOCKS, is taken out for RPC_QUARANTINE_SECONDS and probed
+back. Heads are compared before
 the first read, every 2 s after, and before an endpoint's time out ends, so a lagging node is never
 asked — in particular never for a "not mined" or "unused" answer, which it would give for what it has
 not seen yet; and a read of a numbered block goes only to an endpoint whose head has reached it.
@@ -28,6 +30,47 @@ SEND_RAW = "eth_sendRawTransaction"
 PROBE_TIMEOUT_SECONDS = 2.0
 # The node did not answer (as opposed to answering with a JSON-RPC error, which is an answer).
 UNANSWERED = (requests.exceptions.RequestException, OSError, ValueError)
+#: JSON-RPC error codes that say the endpoint could not serve the request (not what the chain says):
+#: internal error, method not found (a restricted endpoint), resource unavailable, limit exceeded.
+FAULT_CODES = frozenset({-32603, -32601, -32002, -32005})
+#: Words of such errors under the catch-all codes (-32000 …): a pruned or lagging node, a rate limit,
+#: an overloaded backend. A revert, "nonce too low" and the like are the chain's answers, never these.
+FAULT_WORDS = (
+    "header not found",
+    "missing trie node",
+    "unknown block",
+    "rate limit",
+    "limit exceeded",
+    "too many requests",
+    "capacity",
+    "timed out",
+    "timeout",
+    "try again",
+    "temporarily unavailable",
+    "service unavailable",
+    "bad gateway",
+    "upstream",
+    "internal error",
+)
+
+
+def endpoint_fault(answer: Any) -> str | None:
+    """Why a JSON-RPC answer is the endpoint's own failure rather than the chain's answer (then
+    another endpoint is asked), or None. Pure."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("error"), dict):
+        return None
+    error = answer["error"]
+    code, message = error.get("code"), str(error.get("message", ""))
+    lowered = message.lower()
+    if code == 3 or "revert" in lowered:  # the chain's answer, whatever words its reason uses
+        return None
+    if code in FAULT_CODES or any(words in lowered for words in FAULT_WORDS):
+        return f"error {code}: {message}"[:200]
+    return None
+
+
+class _Refused(Exception):
+    """A probe answered with an error (it answers, but cannot be used)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +93,7 @@ class _Endpoint:
     out: bool = False  # taken out: used again only after a probe found it answering and caught up
     out_until: float = 0.0  # not probed before this
     lagging: bool = False  # out because it is behind (it answers, but not for what it has not seen)
+    chain_checked: bool = False  # its eth_chainId was found to be ours (asked until it is)
     head: int | None = None
     why_out: str | None = None
 
@@ -104,10 +148,12 @@ class FailoverProvider(JSONBaseProvider):
         max_lag_blocks: int = 5,
         quarantine_seconds: float = 30.0,
         probe_seconds: float = 2.0,
+        chain_id: int | None = None,
     ) -> None:
         if not urls:
             raise ValueError("at least one RPC URL is required")
         super().__init__()
+        self.chain_id = chain_id  # when given, an endpoint on another chain is never used
         self._endpoints = [_Endpoint(url, label_of(url), _http(url, timeout)) for url in urls]
         # Probes ask only for the head: a short timeout, so a dead endpoint never holds up a stage long.
         self._probers = {ep.url: _http(ep.url, min(timeout, PROBE_TIMEOUT_SECONDS)) for ep in self._endpoints}
@@ -172,6 +218,11 @@ class FailoverProvider(JSONBaseProvider):
             answered: list[_Endpoint] = []
             for ep in probed:
                 try:
+                    wrong = self._wrong_chain(ep)
+                    if wrong:
+                        ep.head = None  # its head says nothing about ours
+                        self._take_out(ep, wrong)
+                        continue
                     reply = self._timed(
                         ep,
                         "eth_blockNumber",
@@ -179,6 +230,8 @@ class FailoverProvider(JSONBaseProvider):
                     )
                     ep.head = int(reply["result"], 16)
                     answered.append(ep)
+                except _Refused as exc:
+                    self._take_out(ep, str(exc))
                 except (*UNANSWERED, KeyError, TypeError) as exc:
                     self._take_out(ep, f"no answer: {type(exc).__name__}")
             best = max((ep.head for ep in self._endpoints if ep.head is not None), default=0)
@@ -188,6 +241,19 @@ class FailoverProvider(JSONBaseProvider):
                     self._take_out(ep, f"{best - ep.head} blocks behind", lagging=True)
                 else:
                     ep.out, ep.why_out, ep.lagging = False, None, False
+
+    def _wrong_chain(self, ep: _Endpoint) -> str | None:
+        """Why `ep` is not on our chain (asked until it once answered ours), or None."""
+        if self.chain_id is None or ep.chain_checked:
+            return None
+        reply = self._timed(ep, "eth_chainId", lambda e: self._probers[e.url].make_request("eth_chainId", []))
+        if "error" in reply:
+            raise _Refused(f"eth_chainId refused: {reply['error']}"[:200])
+        theirs = int(reply["result"], 16)
+        if theirs != self.chain_id:
+            return f"on chain {theirs}, not {self.chain_id}"
+        ep.chain_checked = True
+        return None
 
     def _take_out(self, ep: _Endpoint, why: str, *, lagging: bool = False) -> None:
         """Out for quarantine_seconds. Lagging stays set until a probe finds it caught up: a lagging
@@ -223,6 +289,7 @@ class FailoverProvider(JSONBaseProvider):
                 f"no RPC endpoint can answer {method} now (out, behind, or none has block {needs} yet)"
             )
         last: BaseException | None = None
+        faulty: Any = None
         for ep in candidates:
             try:
                 answer = self._timed(ep, method, call)
@@ -230,10 +297,18 @@ class FailoverProvider(JSONBaseProvider):
                 self._take_out(ep, f"no answer: {type(exc).__name__}")
                 last = exc
                 continue
+            fault = endpoint_fault(answer)
+            if fault is not None:  # its own failure, not the chain's answer: the next one is asked
+                metrics.rpc_errors.labels(method, ep.label).inc()
+                self._take_out(ep, fault)
+                faulty = faulty or answer
+                continue
             if method == "eth_blockNumber" and isinstance(answer.get("result"), str):
                 with self._lock:  # the head of the endpoint that answered
                     ep.head = max(ep.head or 0, int(answer["result"], 16))
             return answer
+        if faulty is not None:
+            return faulty  # every endpoint failed it: the caller sees the error, as from one node
         assert last is not None
         raise last
 

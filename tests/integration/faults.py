@@ -229,12 +229,23 @@ class TcpForward:
         self._proxy.stop()
 
 
-class LaggingRpc:
-    """An HTTP JSON-RPC proxy in front of the node that behaves as a node `lag` blocks behind it: its
-    head is the node's minus `lag`, it has no receipt and no log from a newer block. It records every
-    method it is asked, so a test can say what such a node was trusted with."""
+class ShadyRpc:
+    """An HTTP JSON-RPC proxy in front of the node that behaves as a node one should not trust, each
+    settable while it runs: `lag` blocks behind (its head is the node's minus `lag`, it has no receipt
+    and no log from a newer block); answering every request but its head with the JSON-RPC error
+    `fault` (a rate limit, say; its head and chain id it still tells); or on another chain (`chain_id`, with its head `head_offset` blocks
+    ahead). It records every method it is asked, so a test can say what such a node was trusted with."""
 
-    def __init__(self, port: int, target_url: str, lag: int) -> None:
+    def __init__(
+        self,
+        port: int,
+        target_url: str,
+        lag: int = 0,
+        *,
+        fault: dict[str, object] | None = None,
+        chain_id: int | None = None,
+        head_offset: int = 0,
+    ) -> None:
         import http.server
         import json
         import urllib.request
@@ -252,13 +263,17 @@ class LaggingRpc:
 
         def head() -> int:
             real = forward({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []})
-            return max(0, int(str(real["result"]), 16) - proxy.lag)
+            return max(0, int(str(real["result"]), 16) - proxy.lag + proxy.head_offset)
 
         def answer(request: dict[str, object]) -> dict[str, object]:
             method = str(request.get("method"))
             proxy.asked.append(method)
             if method == "eth_blockNumber":
                 return {"jsonrpc": "2.0", "id": request.get("id"), "result": hex(head())}
+            if method == "eth_chainId" and proxy.chain_id is not None:
+                return {"jsonrpc": "2.0", "id": request.get("id"), "result": hex(proxy.chain_id)}
+            if proxy.fault is not None and method != "eth_chainId":
+                return {"jsonrpc": "2.0", "id": request.get("id"), "error": proxy.fault}
             if method == "eth_getLogs":
                 (params,) = request["params"]  # type: ignore[misc]
                 params["toBlock"] = hex(min(_block(params.get("toBlock", "latest")), head()))
@@ -286,13 +301,14 @@ class LaggingRpc:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.target_url, self.lag = target_url, lag
+        self.target_url, self.lag, self.fault = target_url, lag, fault
+        self.chain_id, self.head_offset = chain_id, head_offset
         self.asked: list[str] = []
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="lagging-rpc")
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="shady-rpc")
 
-    def __enter__(self) -> LaggingRpc:
+    def __enter__(self) -> ShadyRpc:
         self._thread.start()
         return self
 

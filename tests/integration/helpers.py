@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -60,3 +61,10 @@ def wait_for(
                 return body
         time.sleep(0.2)
     raise AssertionError(f"payment {payment_id} did not finish within {timeout} s: {body}")
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.2)

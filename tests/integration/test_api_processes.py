@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from cli.devnet.paths import PROJECT_ROOT, free_port
 from shared.config import Settings
+from tests.integration.helpers import wait_until
 
 pytestmark = pytest.mark.chain
 
@@ -50,13 +50,6 @@ def listening_on(port: int, pids: set[int]) -> set[int]:
         if inodes & set(fds):
             holders.add(pid)
     return holders
-
-
-def wait_until(condition: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -78,7 +78,8 @@ def test_a_scrape_has_every_metric_and_its_values_move_when_payments_flow(
 
     assert moved("x402mint_payments_accepted_total", version="1") == 2
     assert moved("x402mint_payments_refused_total", reason=refused.json()["reason"]) == 1
-    assert moved("x402mint_accept_duration_seconds_count") == 3  # two 202s and the refusal
+    assert moved("x402mint_accept_duration_seconds_count", outcome="accepted") == 2  # the two 202s
+    assert moved("x402mint_accept_duration_seconds_count", outcome="refused") == 1
     assert moved("x402mint_payment_paid_seconds_count") == 2
     assert moved("x402mint_mint_seconds_count") == 4
     assert moved("x402mint_claim_batch_size_count", stage="payment-sender") >= 1

@@ -1,11 +1,14 @@
-"""Several RPC endpoints (RPC_URLS) while purchases flow: one dead from the start, one dying in the
-middle, one lagging behind — nothing is lost, every payment gets exactly its mints, and the lagging
-node is never asked anything but its head (so never for a "not mined" or "unused" answer). What the
-stages saw of each endpoint is in `stats` and the metrics."""
+"""Several RPC endpoints (RPC_URLS) while purchases flow: one dead from the start, one dying with work
+in flight, one lagging behind, one answering with faults of its own (a rate limit), one on another
+chain — nothing is lost, every payment gets exactly its mints, and the lagging node is never asked
+anything but its head (so never for a "not mined" or "unused" answer). An endpoint is probed back
+once it catches up, and taken out again when it falls behind while in use. What the stages saw of
+each endpoint is in `stats` and the metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,8 +21,8 @@ from cli.main import app as cli
 from shared.chain.endpoints import label_of
 from shared.config import Settings
 from tests.integration.conftest import Chain, Deployment, Pipeline, with_settings
-from tests.integration.faults import FaultyProxy, LaggingRpc
-from tests.integration.helpers import buy, wait_for
+from tests.integration.faults import FaultyProxy, ShadyRpc
+from tests.integration.helpers import buy, wait_for, wait_until
 from tests.integration.scrape import Scrape
 from tests.integration.stages import query
 
@@ -34,9 +37,14 @@ def forward(devchain: Chain) -> Iterator[FaultyProxy]:
     proxy.stop()
 
 
-def buy_and_settle(client: TestClient, token: str, buyer: int, quantities: tuple[int, ...]) -> None:
+def buy_and_settle(
+    client: TestClient, token: str, buyer: int, quantities: tuple[int, ...], *, then: Any = None
+) -> None:
+    """Buy, then (while the payments are in flight) call `then`, then wait for every one to settle."""
     key = anvil.dev_account(buyer).key.hex()
     ids = [buy(client, token, key, q) for q in quantities]
+    if then is not None:
+        then()
     for payment_id, quantity in zip(ids, quantities, strict=True):
         body = wait_for(client, payment_id)
         assert body["status"] == "completed", body
@@ -59,8 +67,7 @@ def test_a_dead_endpoint_and_one_dying_mid_flow_lose_nothing(
         buy_and_settle(client, token, 19, (1, 2))
         served_before = forward.stats.requests
         assert served_before > 0  # the first endpoint served them
-        forward.stop()  # it dies with work in flight
-        buy_and_settle(client, token, 19, (3, 1, 2))
+        buy_and_settle(client, token, 19, (3, 1, 2), then=forward.stop)  # it dies with work in flight
     finally:
         pipeline.close()
     assert all(r["up"] is False for r in reported(many, label_of(dead)))
@@ -78,7 +85,7 @@ def test_a_lagging_endpoint_is_never_asked_for_a_verdict(
     devchain: Chain,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with LaggingRpc(free_port(18670), devchain.rpc_url, lag=20) as lagging:
+    with ShadyRpc(free_port(18670), devchain.rpc_url, lag=20) as lagging:
         # The lagging node is the first choice: only the comparison of heads keeps it out.
         many = with_settings(settings, rpc_url=lagging.url, rpc_more_urls=(devchain.rpc_url,))
         pipeline = Pipeline(many).start()
@@ -87,7 +94,9 @@ def test_a_lagging_endpoint_is_never_asked_for_a_verdict(
         finally:
             pipeline.close()
     assert "eth_blockNumber" in lagging.asked
-    assert set(lagging.asked) <= {"eth_blockNumber", "eth_sendRawTransaction"}, set(lagging.asked)
+    assert set(lagging.asked) <= {"eth_chainId", "eth_blockNumber", "eth_sendRawTransaction"}, set(
+        lagging.asked
+    )
     rows = reported(many, label_of(lagging.url))
     assert rows and all(r["up"] is False and "blocks behind" in str(r["error"]) for r in rows), rows
     assert all(int(str(r["lag"])) >= 20 for r in rows)
@@ -96,3 +105,65 @@ def test_a_lagging_endpoint_is_never_asked_for_a_verdict(
     assert stats.exit_code == 0, stats.output
     line = next(x for x in stats.output.splitlines() if x.strip().startswith(label_of(lagging.url)))
     assert "False" in line and "blocks behind" in line
+
+
+def test_an_endpoint_answering_with_faults_and_one_on_another_chain_are_never_relied_on(
+    client: TestClient, settings: Settings, deployment: Deployment, devchain: Chain
+) -> None:
+    """A rate-limited endpoint answers every request with a JSON-RPC error (-32005) — an answer, but
+    its own failure, not the chain's: the next endpoint is asked. An endpoint on another chain, far
+    ahead of ours, is never used, nor does its head push our node out as "behind"."""
+    limited = {"code": -32005, "message": "limit exceeded"}
+    with (
+        ShadyRpc(free_port(18680), devchain.rpc_url, chain_id=1, head_offset=4000) as elsewhere,
+        ShadyRpc(free_port(18690), devchain.rpc_url, fault=limited) as faulty,
+    ):
+        many = with_settings(settings, rpc_url=elsewhere.url, rpc_more_urls=(faulty.url, devchain.rpc_url))
+        pipeline = Pipeline(many).start()
+        try:
+            buy_and_settle(client, deployment.token.address, 18, (2, 1))
+        finally:
+            pipeline.close()
+    assert set(elsewhere.asked) <= {"eth_chainId"}, set(elsewhere.asked)  # asked its chain, no more
+    assert any(m not in {"eth_chainId", "eth_blockNumber"} for m in faulty.asked)  # it was tried ...
+    rows = reported(many, label_of(faulty.url))  # ... found failing, and taken out (by the stages
+    assert any(r["up"] is False and "-32005" in str(r["error"]) for r in rows), rows  # that used it)
+    for row in reported(many, label_of(elsewhere.url)):
+        assert row["up"] is False and "on chain 1" in str(row["error"]), row
+    assert all(r["up"] is True and r["lag"] == 0 for r in reported(many, label_of(devchain.rpc_url)))
+    scrape = Scrape.parse(client.get("/metrics").text)
+    assert scrape.value("x402mint_rpc_errors_total", endpoint=label_of(faulty.url)) > 0
+    assert scrape.value("x402mint_rpc_endpoint_up", endpoint=label_of(faulty.url)) == 0
+    assert scrape.value("x402mint_rpc_endpoint_up", endpoint=label_of(elsewhere.url)) == 0
+
+
+def test_an_endpoint_is_probed_back_once_caught_up_and_out_again_when_it_falls_behind(
+    devchain: Chain,
+) -> None:
+    from shared.chain.endpoints import FailoverProvider
+
+    with ShadyRpc(free_port(18700), devchain.rpc_url, lag=20) as shady:
+        provider = FailoverProvider(
+            [shady.url, devchain.rpc_url],
+            quarantine_seconds=0.5,
+            probe_seconds=0.1,
+            chain_id=devchain.chain_id,
+        )
+        balance = ("eth_getBalance", ["0x" + "11" * 20, "latest"])
+
+        def state() -> dict[str, Any]:
+            (first, _) = provider.health()
+            return {"up": first.up, "lag": first.lag, "why": first.error}
+
+        provider.make_request(*balance)  # type: ignore[arg-type]
+        assert state()["up"] is False and state()["lag"] == 20 and "blocks behind" in str(state()["why"])
+        assert "eth_getBalance" not in shady.asked  # behind: the other endpoint answered
+        shady.lag = 0  # it catches up: once its time out ends, a probe brings it back
+        wait_until(lambda: state()["up"] is True, timeout=10)
+        provider.make_request(*balance)  # type: ignore[arg-type]
+        assert "eth_getBalance" in shady.asked  # the first choice again
+        shady.lag = 10  # it falls behind while in use
+        wait_until(lambda: state()["up"] is False, timeout=10)
+        asked = len(shady.asked)
+        provider.make_request(*balance)  # type: ignore[arg-type]
+        assert shady.asked[asked:].count("eth_getBalance") == 0

@@ -1,10 +1,11 @@
-"""Pure parts of the RPC endpoint set: which block a read needs, and how an endpoint is named."""
+"""Pure parts of the RPC endpoint set: which block a read needs, how an endpoint is named, and which
+error answers are the endpoint's own failure."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.chain.endpoints import block_asked, label_of
+from shared.chain.endpoints import block_asked, endpoint_fault, label_of
 from shared.config import ConfigError, load_settings
 
 
@@ -39,3 +40,29 @@ def test_rpc_urls_keep_their_order_and_rpc_url_still_works() -> None:
     assert listed.rpc_urls == ("http://a:1", "http://b:2") and listed.rpc_url == "http://a:1"
     with pytest.raises(ConfigError):
         load_settings(base | {"RPC_URLS": "http://a:1", "RPC_URL": "http://c:3"})
+
+
+@pytest.mark.parametrize(
+    ("error", "fault"),
+    [
+        ({"code": -32005, "message": "limit exceeded"}, True),
+        ({"code": -32603, "message": "Internal error"}, True),
+        ({"code": -32601, "message": "the method eth_getLogs does not exist/is not available"}, True),
+        ({"code": -32000, "message": "header not found"}, True),
+        ({"code": -32000, "message": "missing trie node 0xab…"}, True),
+        ({"code": 429, "message": "Too Many Requests"}, True),
+        ({"code": 3, "message": "execution reverted: FiatTokenV2: authorization is expired"}, False),
+        ({"code": -32000, "message": "execution reverted: upstream timeout in the contract"}, False),
+        ({"code": -32000, "message": "nonce too low"}, False),
+        ({"code": -32003, "message": "max fee per gas less than block base fee"}, False),
+        ({"code": -32602, "message": "invalid argument 0: hex string without 0x prefix"}, False),
+    ],
+)
+def test_which_error_answers_are_the_endpoints_own_failure(error: dict[str, object], fault: bool) -> None:
+    """The endpoint's own failure (another endpoint is asked), or the chain's answer (returned)."""
+    assert (endpoint_fault({"jsonrpc": "2.0", "id": 1, "error": error}) is not None) is fault
+
+
+def test_a_result_is_never_a_fault() -> None:
+    assert endpoint_fault({"jsonrpc": "2.0", "id": 1, "result": "0x1"}) is None
+    assert endpoint_fault([{"jsonrpc": "2.0", "id": 1, "error": {"code": -32005}}]) is None  # a batch
