@@ -232,9 +232,10 @@ class TcpForward:
 class ShadyRpc:
     """An HTTP JSON-RPC proxy in front of the node that behaves as a node one should not trust, each
     settable while it runs: `lag` blocks behind (its head is the node's minus `lag`, it has no receipt
-    and no log from a newer block); answering every request but its head with the JSON-RPC error
-    `fault` (a rate limit, say; its head and chain id it still tells); or on another chain (`chain_id`, with its head `head_offset` blocks
-    ahead). It records every method it is asked, so a test can say what such a node was trusted with."""
+    and no log from a newer block); answering every request but its head and chain id with the
+    JSON-RPC error `fault` (a rate limit, say); or on another chain (`chain_id`, with its head
+    `head_offset` blocks ahead). It records every method it is asked, so a test can say what such a
+    node was trusted with."""
 
     def __init__(
         self,
