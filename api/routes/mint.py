@@ -155,7 +155,7 @@ async def queue_named(
         assert existing is not None
         return queued(existing, purchase.quantity)  # the answer that payment got
     if claimed is idempotency.Claim.OTHER:
-        named = {} if existing is None else {"paymentQueueId": existing}
+        named: dict[str, object] = {} if existing is None else {"paymentQueueId": existing}
         return rejection(
             409,
             extensions.IDENTIFIER_REUSED,
