@@ -155,14 +155,13 @@ async def queue_named(
         assert existing is not None
         return queued(existing, purchase.quantity)  # the answer that payment got
     if claimed is idempotency.Claim.OTHER:
-        named: dict[str, object] = {} if existing is None else {"paymentQueueId": existing}
         return rejection(
             409,
             extensions.IDENTIFIER_REUSED,
             "this payment identifier already names another payload of this payer (a retry must "
             "re-send the same signed payment); nothing was stored",
             error=PAYMENT_FAILED,
-            **named,
+            paymentQueueId=existing,  # null while that payload's payment is still being written
         )
     if claimed is idempotency.Claim.IN_FLIGHT:
         return rejection(
