@@ -73,7 +73,10 @@ def create_app(settings: Settings) -> Starlette:
         app.state.pool = await open_async_pool(
             settings.database_url,
             max_size=settings.db_pool_size,
-            session_settings={"x402.max_pending_per_payer": str(settings.max_pending_per_payer)},
+            session_settings={
+                "x402.max_pending_per_payer": str(settings.max_pending_per_payer),
+                "x402.max_pending_wallet_payments": str(settings.max_pending_wallet_payments),
+            },
             wait=False,  # up while PostgreSQL is not: 503 until it is (supervisord never sees it fail)
         )
         app.state.catalog = TokenCatalog(app.state.pool)

@@ -41,6 +41,8 @@ def parse_purchase(body: bytes, max_quantity: int) -> PurchaseRequest:
         return PurchaseRequest(quantity)
     if not isinstance(recipient, str) or not _ADDRESS.fullmatch(recipient):
         raise BadRequest("invalid_recipient", "recipient must be a 0x-prefixed 20-byte hex address")
+    if int(recipient, 16) == 0:  # the token would skip every mint: paid, and nothing minted
+        raise BadRequest("invalid_recipient", "recipient must not be the zero address")
     if salt is not None and (not isinstance(salt, str) or not _SALT.fullmatch(salt)):
         raise BadRequest("invalid_recipient", "recipientSalt must be 0x-prefixed 32-byte hex")
     return PurchaseRequest(quantity, recipient.lower(), bytes.fromhex(salt[2:]) if salt else None)

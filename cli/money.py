@@ -55,13 +55,18 @@ def resolve(
 def refund(
     payment_id: str = typer.Argument(..., help="A payment whose money arrived but can never be minted."),
     reason: str = typer.Option("ordered by an operator", help="Kept with the refund."),
+    paid_by: str = typer.Option(
+        "", "--paid-by", help="needs_review: the transaction that carries its own transfer (checked)."
+    ),
 ) -> None:
     """Send a payment's money back to its payer (refund_owed; or needs_review that the chain shows
     paid, refunded instead of minted). refund-sender sends it; MintToken refunds a payment only once."""
     key = _payment_id(payment_id)
+    if paid_by and not _TX_HASH.fullmatch(paid_by):
+        raise typer.BadParameter("--paid-by takes a 0x-prefixed 32-byte transaction hash")
     runtime = open_runtime(operator_settings())
     try:
-        done = review.order_refund(runtime, key, reason)
+        done = review.order_refund(runtime, key, reason, paid_by=paid_by.lower())
     except review.Refused as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from None

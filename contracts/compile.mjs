@@ -28,6 +28,7 @@ const CONTRACTS = [
   { source: "contracts/src/MintToken.sol", name: "MintToken" },
   { source: "contracts/src/TestWallet.sol", name: "TestWallet" },
   { source: "contracts/src/TestWallet.sol", name: "TestWalletFactory" },
+  { source: "contracts/src/TestWallet.sol", name: "TestGasBurner" },
 ];
 
 const SETTINGS = {

@@ -161,6 +161,7 @@ class Settings:
     max_quantity: int = 10
     x402_versions: tuple[int, ...] = (1, 2)
     max_pending_per_payer: int = 10
+    max_pending_wallet_payments: int = 100  # contract-signed payments open at once, over all payers
     max_header_bytes: int = 8192
     max_body_bytes: int = 4096
     request_timeout_seconds: float = 10.0
@@ -186,6 +187,7 @@ class Settings:
     max_fee_per_gas_cap: int = 500 * 10**9
     log_search: SearchLimits = field(default_factory=SearchLimits)
     payment_review_attempts: int = 10  # undetermined this many times: needs_review
+    payment_send_retries: int = 2  # a transfer that failed on chain though its pre-flight passed
     retry_base_seconds: float = 0.5
     retry_cap_seconds: float = 30.0
     max_mint_attempts: int = 5
@@ -275,6 +277,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_quantity=_quantity(_int(e, "MAX_QUANTITY", 10)),
         x402_versions=_versions(e.get("X402_VERSIONS") or "1,2"),
         max_pending_per_payer=_int(e, "MAX_PENDING_PER_PAYER", 10),
+        max_pending_wallet_payments=_positive(e, "MAX_PENDING_WALLET_PAYMENTS", 100),
         max_header_bytes=_int(e, "MAX_HEADER_BYTES", 8192),
         max_body_bytes=_int(e, "MAX_BODY_BYTES", 4096),
         request_timeout_seconds=_float(e, "REQUEST_TIMEOUT_SECONDS", 10.0),
@@ -307,6 +310,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             longest_validity=_int(e, "MAX_TIMEOUT_SECONDS", 300) + _int(e, "CLOCK_SKEW_SECONDS", 60),
         ),
         payment_review_attempts=_positive(e, "PAYMENT_REVIEW_ATTEMPTS", 10),
+        payment_send_retries=_non_negative(e, "PAYMENT_SEND_RETRIES", 2),
         retry_base_seconds=_float(e, "RETRY_BASE_SECONDS", 0.5),
         retry_cap_seconds=_float(e, "RETRY_CAP_SECONDS", 30.0),
         max_mint_attempts=_int(e, "MAX_MINT_ATTEMPTS", 5),

@@ -22,10 +22,19 @@ from web3.types import TxReceipt
 
 from shared import metrics
 from shared.chain import history, rpc_batch
+from shared.chain.history import Pinned
 from shared.db.queries import q
 from shared.runtime import Runtime
 from shared.settlement import outcomes, refunds
-from shared.settlement.authorizations import Fate, Outcome, PaidBy, fate, paying_transfer, payment_terms
+from shared.settlement.authorizations import (
+    Fate,
+    Outcome,
+    PaidBy,
+    Terms,
+    fate,
+    paying_transfer,
+    payment_terms,
+)
 from shared.txs.broadcaster import Outgoing, broadcast_stored
 
 log = structlog.get_logger()
@@ -225,8 +234,20 @@ class Confirmer:
                 paid = PaidBy(tx_hash, int(receipt["blockNumber"]), index)
                 decision[str(p["id"])] = Outcome(Fate.PAID, at, paid)
             else:
-                decision[str(p["id"])] = fate(self.rt.w3, terms, at, self.settings.log_search)
+                decision[str(p["id"])] = self._fate(p, terms, at)
         return decision
+
+    def _fate(self, payment: dict[str, Any], terms: Terms, at: Pinned) -> Outcome:
+        """Where a payment's authorization stands; a lookup the node failed makes only this payment
+        undetermined (back to payment-sender, which looks again), never holds up the transaction's
+        other payments."""
+        try:
+            return fate(self.rt.w3, terms, at, self.settings.log_search)
+        except Exception as exc:
+            log.warning("authorization_lookup_failed", payment_id=str(payment["id"]), error=str(exc)[:300])
+            return Outcome(
+                Fate.UNDETERMINED, at, detail=f"its authorization could not be looked up: {exc}"[:500]
+            )
 
     def _settle(
         self,
@@ -256,7 +277,9 @@ class Confirmer:
         elif tx["purpose"] == "refund":
             refunds.settle(conn, tx["id"], tx_hash, receipt, max_attempts=self.settings.max_mint_attempts)
         elif decision is not None:  # a payment (a nonce filler carries no work)
-            outcomes.settle_payments(conn, tx, tx_hash, decision)
+            outcomes.settle_payments(
+                conn, tx, tx_hash, decision, send_retries=self.settings.payment_send_retries
+            )
         return 1
 
 

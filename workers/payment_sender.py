@@ -26,7 +26,7 @@ from eth_account.signers.local import LocalAccount
 from psycopg import Connection
 
 from shared import chain
-from shared.chain import Fees, history
+from shared.chain import Fees, history, rpc_batch
 from shared.db.queries import q
 from shared.runtime import Runtime
 from shared.settlement import late_payments, payment_calls, payments, unmined
@@ -60,6 +60,10 @@ class PaymentSender(SenderStage):
     def process(self, rows: list[dict[str, Any]], claim_token: uuid.UUID, relayer: Relayer) -> None:
         gas = self.settings.payment_gas_limit
         calls = {r["id"]: payment_calls.calls_for(r, gas=gas) for r in rows}
+        if sum(not c.alone for c in calls.values()) > 1:  # they could share a transaction: may they?
+            payers = {r["id"]: str(r["payer"]).lower() for r in rows}
+            codes = rpc_batch.have_code(self.rt.w3, {payers[k] for k, c in calls.items() if not c.alone})
+            calls = payment_calls.alone_where_code(calls, payers, codes)
         verdicts = payment_calls.preflight(self.rt.w3, relayer.address, calls, self.aggregator)
         sendable: dict[Any, PaymentCalls] = {}
         deferred: dict[Any, str] = {}
@@ -121,7 +125,8 @@ class PaymentSender(SenderStage):
 
     def _fates(self, refused: list[dict[str, Any]], deferred: dict[Any, str]) -> dict[Any, Outcome]:
         """Where each refused authorization stands, at one block CONFIRMATIONS deep. Without that block
-        they all wait (in `deferred`); a lookup that fails leaves its payment out (bounded by attempts)."""
+        they all wait (in `deferred`); a lookup that fails leaves its payment out: it waits, with
+        backoff, for a node that answers (after_refusal), the others go on."""
         if not refused:
             return {}
         found: dict[Any, Outcome] = {}

@@ -233,7 +233,8 @@ async def queue_payment(
         refused = rejection(
             429,
             "too_many_pending_payments",
-            "this payer has too many payments still settling; retry later",
+            "too many payments are still settling (this payer's, or contract-signed ones over all "
+            "payers); post the same payment again later",
             error=PAYMENT_FAILED,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )

@@ -4,7 +4,6 @@ pragma solidity 0.8.30;
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
 /// @title TestUSDC
@@ -158,13 +157,18 @@ contract TestUSDC is ERC20, EIP712, Ownable {
         _requireUnusedAuthorization(authorizer, nonce);
     }
 
-    /// @dev Any recovery failure (bad v, high s, zero signer) counts as an invalid signature.
+    /// @dev As FiatToken v2.2: the (v, r, s) form packs the signature and goes through
+    ///      SignatureChecker, so a signer with code (a contract, or an EOA delegated with EIP-7702) is
+    ///      asked through ERC-1271 — its code runs here — and an EOA's recovery failure (bad v, high s,
+    ///      zero signer) counts as an invalid signature.
     function _requireValidSignature(address signer, bytes32 structHash, uint8 v, bytes32 r, bytes32 s)
         private
         view
     {
-        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), v, r, s);
-        require(err == ECDSA.RecoverError.NoError && recovered == signer, "FiatTokenV2: invalid signature");
+        require(
+            SignatureChecker.isValidSignatureNow(signer, _hashTypedDataV4(structHash), abi.encodePacked(r, s, v)),
+            "FiatTokenV2: invalid signature"
+        );
     }
 
     function _markAuthorizationAsUsed(address authorizer, bytes32 nonce) private {

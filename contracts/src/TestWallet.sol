@@ -45,3 +45,19 @@ contract TestWalletFactory {
         return Create2.computeAddress(salt, codeHash);
     }
 }
+
+/// @title TestGasBurner
+/// @notice An attacker's code for tests: put at a payer's address (as an EIP-7702 delegation would),
+///         USDC asks it whether the payer signed (ERC-1271) inside the paying call. In a simulation
+///         (eth_call, no gas price) it says yes; in a real transaction it burns every bit of gas it
+///         is given — in a shared transaction, the gas of every call after it.
+contract TestGasBurner {
+    function isValidSignature(bytes32, bytes calldata) external view returns (bytes4) {
+        if (tx.gasprice == 0) return 0x1626ba7e;
+        uint256 spin = 1;
+        while (gasleft() > 0) {
+            spin = uint256(keccak256(abi.encode(spin)));
+        }
+        return bytes4(uint32(spin));
+    }
+}

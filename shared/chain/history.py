@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from web3 import Web3
 
 
@@ -86,6 +87,8 @@ def search_back(
             logs = w3.eth.get_logs(
                 {"address": checksummed, "fromBlock": lo, "toBlock": hi, "topics": list(topics)}
             )
+        except (requests.exceptions.RequestException, OSError):
+            raise  # no answer: a smaller range would not get one either
         except Exception:
             if chunk <= MIN_CHUNK_BLOCKS:
                 raise

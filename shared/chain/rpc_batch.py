@@ -64,6 +64,20 @@ def block_hashes(w3: Web3, numbers: Iterable[int]) -> dict[int, bytes]:
     }
 
 
+def have_code(w3: Web3, addresses: Iterable[str]) -> dict[str, bool]:
+    """{address: whether it holds code now (a contract, or an EOA delegated with EIP-7702)}; addresses
+    the batch could not ask about are left out."""
+    wanted = list(dict.fromkeys(a.lower() for a in addresses))
+    results = _batch(w3, [("eth_getCode", [a, "latest"]) for a in wanted])
+    if results is None:
+        return {}
+    return {
+        a: r not in ("0x", "")
+        for a, r in zip(wanted, results, strict=True)
+        if r is not _ERROR and isinstance(r, str)
+    }
+
+
 def calls(w3: Web3, requests: list[tuple[str, bytes]], block: int | None = None) -> list[bytes | None]:
     """eth_call each (to, data) at `block` (default `latest`): the return data, or None where the batch
     got no answer."""

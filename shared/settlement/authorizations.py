@@ -138,16 +138,48 @@ def is_used(w3: Web3, terms: Terms, at: Pinned) -> bool:
 
 def fate(w3: Web3, terms: Terms, at: Pinned, limits: SearchLimits, *, used: bool | None = None) -> Outcome:
     """Where the authorization stands as of block `at`. When its nonce is used, the log that used it
-    is searched for from `at` back to where the authorization could first have run — its validAfter,
-    or validBefore minus the longest validity we accept, whichever is later (see SearchLimits):
-    found, its receipt says paid or used elsewhere; not found in that whole window, the nonce went to
-    something else; the window beyond `limits`, undetermined. `used` may be passed when already
-    read at `at`."""
+    is searched for from `at` back to where an authorization we accept is normally signed — its
+    validAfter, or validBefore minus the longest validity we accept, whichever is later (see
+    SearchLimits): found, its receipt says paid, cancelled or used elsewhere; the window beyond
+    `limits`, undetermined. Not found in that whole window, the nonce was used earlier: by something
+    else — or by this very authorization, signed long before it was posted to us (its validAfter
+    allows it). So the search goes on back to validAfter, as far as `limits` allow, and only a use not
+    found there either counts as used elsewhere (a nonce burnt long ago cannot hold supply in review).
+    `used` may be passed when already read at `at`."""
     if used is None:
         used = is_used(w3, terms, at)
     if not used:
         return Outcome(Fate.UNUSED, at)
-    search = history.search_back(
+    usual = max(terms.valid_after, terms.valid_before - limits.longest_validity)
+    search = _search(w3, terms, high=at.number, since_time=usual, budget=limits.max_blocks, limits=limits)
+    if search.logs:
+        return _by_log(w3, terms, at, search.logs[0])
+    if not search.complete:
+        return Outcome(
+            Fate.UNDETERMINED,
+            at,
+            detail=f"its nonce is used, but no log of it in the {search.searched_blocks} blocks searched",
+        )
+    budget, below = limits.max_blocks - search.searched_blocks, at.number - search.searched_blocks
+    complete = terms.valid_after >= usual or below < 0
+    if not complete and budget > 0:
+        earlier = _search(w3, terms, high=below, since_time=terms.valid_after, budget=budget, limits=limits)
+        if earlier.logs:
+            return _by_log(w3, terms, at, earlier.logs[0])
+        complete = earlier.complete
+    detail = (
+        "its nonce was used before this authorization became valid"
+        if complete
+        else f"its nonce was used long before this authorization was posted ({limits.max_blocks} blocks)"
+    )
+    return Outcome(Fate.USED_ELSEWHERE, at, detail=detail)
+
+
+def _search(
+    w3: Web3, terms: Terms, *, high: int, since_time: int, budget: int, limits: SearchLimits
+) -> history.LogSearch:
+    """The AuthorizationUsed or AuthorizationCanceled log of (payer, nonce), from `high` back."""
+    return history.search_back(
         w3,
         address=terms.asset,
         topics=[
@@ -155,27 +187,21 @@ def fate(w3: Web3, terms: Terms, at: Pinned, limits: SearchLimits, *, used: bool
             Web3.to_hex(_word(terms.payer)),
             Web3.to_hex(terms.nonce),
         ],
-        high=at.number,
-        since_time=max(terms.valid_after, terms.valid_before - limits.longest_validity),
+        high=high,
+        since_time=since_time,
         chunk=limits.chunk_blocks,
-        budget=limits.max_blocks,
+        budget=budget,
     )
-    if search.logs:
-        entry = search.logs[0]
-        tx_hash = "0x" + _bytes(entry["transactionHash"]).hex()
-        if _topics(entry)[0] == AUTHORIZATION_CANCELED_TOPIC:
-            return Outcome(Fate.CANCELED, at, detail=f"cancelled in {tx_hash}")
-        receipt = w3.eth.get_transaction_receipt(entry["transactionHash"])
-        index = paying_transfer(list(receipt["logs"]), terms) if receipt["status"] == 1 else None
-        if index is None:
-            return Outcome(Fate.USED_ELSEWHERE, at, detail=f"its nonce was used in {tx_hash} without paying")
-        return Outcome(Fate.PAID, at, PaidBy(tx_hash, int(receipt["blockNumber"]), index))
-    if search.complete:
-        return Outcome(
-            Fate.USED_ELSEWHERE, at, detail="its nonce was used before this authorization became valid"
-        )
-    return Outcome(
-        Fate.UNDETERMINED,
-        at,
-        detail=f"its nonce is used, but no log of it in the {search.searched_blocks} blocks searched",
-    )
+
+
+def _by_log(w3: Web3, terms: Terms, at: Pinned, entry: Any) -> Outcome:
+    """What the log that used (payer, nonce) says: cancelled, paid by this payment's own transfer in
+    its receipt, or used by something else."""
+    tx_hash = "0x" + _bytes(entry["transactionHash"]).hex()
+    if _topics(entry)[0] == AUTHORIZATION_CANCELED_TOPIC:
+        return Outcome(Fate.CANCELED, at, detail=f"cancelled in {tx_hash}")
+    receipt = w3.eth.get_transaction_receipt(entry["transactionHash"])
+    index = paying_transfer(list(receipt["logs"]), terms) if receipt["status"] == 1 else None
+    if index is None:
+        return Outcome(Fate.USED_ELSEWHERE, at, detail=f"its nonce was used in {tx_hash} without paying")
+    return Outcome(Fate.PAID, at, PaidBy(tx_hash, int(receipt["blockNumber"]), index))

@@ -25,12 +25,19 @@ log = structlog.get_logger()
 
 
 def settle_payments(
-    conn: Connection[Any], tx: dict[str, Any], tx_hash: str, decisions: dict[str, Outcome]
+    conn: Connection[Any],
+    tx: dict[str, Any],
+    tx_hash: str,
+    decisions: dict[str, Outcome],
+    *,
+    send_retries: int,
 ) -> None:
     """Each payment our settled transaction carried, by what the chain says of it: paid (by its own
     transfer in this receipt, or in another transaction), used elsewhere or cancelled — final; not
-    moved — failed and watched while its authorization is valid; undetermined — back to
-    payment-sender, which looks again (a bounded number of times)."""
+    moved — back to payment-sender for a fresh pre-flight (`send_retries` times: its call may have
+    failed for another's sake, e.g. a call before it that burned the transaction's gas), then failed
+    and watched while its authorization is valid; undetermined — back to payment-sender, which looks
+    again (a bounded number of times)."""
     guard = Guard("sent", chain_tx_id=tx["id"])
     done = set(
         payments.complete_many(
@@ -44,7 +51,9 @@ def settle_payments(
             continue
         if outcome.fate is Fate.UNUSED:
             error = f"transferWithAuthorization failed in {tx_hash}; the money did not move"
-            payments.fail(conn, payment_id, guard, error, watch=True, tx_hash=tx_hash)
+            again = {"chain_tx_id": tx["id"], "id": payment_id, "error": error, "limit": send_retries}
+            if conn.execute(q("resend_payment"), again).fetchone() is None:
+                payments.fail(conn, payment_id, guard, error, watch=True, tx_hash=tx_hash)
         elif outcome.fate is Fate.UNDETERMINED:
             conn.execute(
                 q("replan_payment"), {"chain_tx_id": tx["id"], "id": payment_id, "error": outcome.detail}

@@ -105,6 +105,18 @@ def calls_for(row: Mapping[str, Any], *, gas: int) -> PaymentCalls:
     return PaymentCalls([transfer], alone=signed.signer is not Signer.EOA)
 
 
+def alone_where_code(
+    calls: Mapping[Any, PaymentCalls], payers: Mapping[Any, str], has_code: Mapping[str, bool]
+) -> dict[Any, PaymentCalls]:
+    """An EOA-signed payment whose payer holds code (an EOA delegated with EIP-7702) goes alone too:
+    USDC asks that code (ERC-1271) inside our transaction, where it could burn the gas of every call
+    after it. A payer whose code could not be read counts as one that has it. Pure."""
+    return {
+        k: PaymentCalls(c.calls, alone=True) if not c.alone and has_code.get(payers[k], True) else c
+        for k, c in calls.items()
+    }
+
+
 def transactions(payments: Mapping[Any, PaymentCalls], ids: Sequence[Any], *, size: int) -> list[list[Any]]:
     """How payments go out: those that may share a transaction, `size` at a time; each other alone."""
     shared = [i for i in ids if not payments[i].alone]
@@ -157,7 +169,7 @@ def preflight(
             pass
     for k, calls in {**shared, **{k: p.calls for k, p in payments.items() if p.alone}}.items():
         if len(calls) == 1:
-            verdicts[k] = _single(w3, sender, calls[0].target, calls[0].data)
+            verdicts[k] = _single(w3, sender, calls[0])
         elif not aggregator:
             verdicts[k] = NEEDS_AGGREGATOR
         else:
@@ -180,6 +192,9 @@ def _aggregate(
             "from": Web3.to_checksum_address(sender),
             "to": Web3.to_checksum_address(aggregator),
             "data": HexStr("0x" + multicall.encode_aggregate3(flat).hex()),
+            # The gas the transaction will have: code that behaves only when given far more (as
+            # eth_call gives by default) must show itself here.
+            "gas": AGGREGATE_GAS_BASE + sum(c.gas for k in keys for c in calls[k]),
         }
     )
     results = multicall.decode_aggregate3(bytes(output))
@@ -210,13 +225,14 @@ def worded(reason: str, row: Mapping[str, Any]) -> str:
     )
 
 
-def _single(w3: Web3, sender: str, to: str, data: bytes) -> Preflight:
+def _single(w3: Web3, sender: str, call: Call) -> Preflight:
     try:
         w3.eth.call(
             {
                 "from": Web3.to_checksum_address(sender),
-                "to": Web3.to_checksum_address(to),
-                "data": HexStr("0x" + data.hex()),
+                "to": Web3.to_checksum_address(call.target),
+                "data": HexStr("0x" + call.data.hex()),
+                "gas": call.gas,  # the transaction's own limit, as in _aggregate
             }
         )
     except ContractLogicError as exc:

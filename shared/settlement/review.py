@@ -8,7 +8,8 @@ contradict what the chain shows.
   still cannot be searched far enough to say); otherwise it fails (watched while its authorization
   could still be used).
 - refund: a refund_owed payment's money goes back (MintToken.refund, sent by refund-sender); a payment
-  under review whose own transfer the chain shows may be refunded instead of minted.
+  under review whose own transfer the chain shows — found by the search, or in the transaction the
+  operator names (--paid-by, checked as for resolve) — may be refunded instead of minted.
 """
 
 from __future__ import annotations
@@ -114,21 +115,28 @@ def _not_paid_reason(outcome: Outcome) -> str:
     return f"resolved by an operator: not paid ({outcome.detail})"
 
 
-def order_refund(rt: Runtime, payment_id: Any, reason: str) -> str:
+def order_refund(rt: Runtime, payment_id: Any, reason: str, *, paid_by: str = "") -> str:
     """Order the refund of a refund_owed payment (or of a payment under review that the chain shows
-    paid, instead of minting it; or send a failed refund again). Returns what was done."""
+    paid — by the search, or by `paid_by`, its own transfer checked there — instead of minting it; or
+    send a failed refund again). Returns what was done."""
     p = _payment(rt, payment_id)
+    if paid_by and p["status"] != "needs_review":
+        raise Refused(f"payment {p['id']} is {p['status']}: --paid-by is for a payment under review")
     if p["status"] == "needs_review":
-        outcome = fate(
-            rt.w3, payment_terms(p), history.pin(rt.w3, rt.settings.confirmations), rt.settings.log_search
-        )
-        if outcome.fate is not Fate.PAID:
-            raise Refused(
-                f"the chain does not show this payment paid ({outcome.fate.value}): nothing to refund"
+        if paid_by:
+            paid = _own_transfer_in(rt, p, paid_by)
+        else:
+            outcome = fate(
+                rt.w3, payment_terms(p), history.pin(rt.w3, rt.settings.confirmations), rt.settings.log_search
             )
-        assert outcome.paid_by is not None
-        with rt.pool.connection() as conn, conn.transaction():
+            if outcome.fate is not Fate.PAID:
+                raise Refused(
+                    f"the chain does not show this payment paid ({outcome.fate.value}): nothing to refund"
+                    " (if you found the transaction that paid it, name it with --paid-by)"
+                )
+            assert outcome.paid_by is not None
             paid = outcome.paid_by
+        with rt.pool.connection() as conn, conn.transaction():
             args = {"tx_hash": paid.tx_hash, "log_index": paid.log_index, "block_number": paid.block_number}
             error = f"paid by {paid.tx_hash}; refunded instead of minted by an operator: {reason}"
             if (

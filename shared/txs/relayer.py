@@ -157,20 +157,21 @@ class Relayer:
 
     def bump_stuck(self) -> int:
         """Re-sign this relayer's stuck transactions with bumped fees (a new attempt, same nonce)."""
-        market: Fees | None = None
         outgoing: list[Outgoing] = []
+        stuck_now = {
+            "chain_id": self.settings.chain_id,
+            "address": self.address,
+            "stuck_after": self.settings.stuck_after_seconds,
+            "limit": UPKEEP_BATCH,
+        }
+        with self.rt.pool.connection() as conn:  # a look first, so no row is locked while the node is asked
+            if not conn.execute(q("stuck_txs_of_sender"), stuck_now).fetchall():
+                return 0
+            conn.rollback()
+        market = chain.quote_fees(self.rt.w3, max_age=0)
         with self.rt.pool.connection() as conn, conn.transaction():
-            stuck = conn.execute(
-                q("stuck_txs_of_sender"),
-                {
-                    "chain_id": self.settings.chain_id,
-                    "address": self.address,
-                    "stuck_after": self.settings.stuck_after_seconds,
-                    "limit": UPKEEP_BATCH,
-                },
-            ).fetchall()
+            stuck = conn.execute(q("stuck_txs_of_sender"), stuck_now).fetchall()
             for tx in stuck:
-                market = market or chain.quote_fees(self.rt.w3, max_age=0)
                 fees = bumped_fees(
                     Fees(int(tx["max_fee_per_gas"]), int(tx["max_priority_fee"])),
                     market,

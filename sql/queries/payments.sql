@@ -44,9 +44,11 @@ UPDATE payment_queue p
 RETURNING p.*;
 
 -- name: lock_claimed_payments
--- payment-sender: the rows this claim still owns, locked for the write-ahead transaction.
+-- payment-sender: the rows this claim still owns, locked for the write-ahead transaction; oldest first
+-- (the order their transfers go out in).
 SELECT id FROM payment_queue
  WHERE id = ANY(%(ids)s) AND status = 'processing' AND claim_token = %(claim_token)s
+ ORDER BY created_at, id
    FOR UPDATE;
 
 -- name: mark_payments_sent
@@ -159,6 +161,16 @@ UPDATE payment_queue
    SET status = 'pending', chain_tx_id = NULL, tx_hash = NULL, last_error = %(error)s, claim_token = NULL,
        locked_until = NULL, updated_at = now()
  WHERE chain_tx_id = %(chain_tx_id)s AND status = 'sent'
+RETURNING id;
+
+-- name: resend_payment
+-- confirmer: one payment of a settled transaction whose transfer failed on chain (its authorization
+-- still unused at depth) although its pre-flight passed: back to payment-sender for a fresh pre-flight,
+-- at most %(limit)s times (0017); no row: the caller fails it.
+UPDATE payment_queue
+   SET status = 'pending', chain_tx_id = NULL, tx_hash = NULL, last_error = %(error)s, claim_token = NULL,
+       locked_until = NULL, send_failures = send_failures + 1, updated_at = now()
+ WHERE chain_tx_id = %(chain_tx_id)s AND id = %(id)s AND status = 'sent' AND send_failures < %(limit)s
 RETURNING id;
 
 -- name: replan_payment

@@ -13,7 +13,7 @@ from shared.chain.contracts import ARTIFACTS_DIR, load_artifact
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPILE_SCRIPT = REPO_ROOT / "contracts" / "compile.mjs"
-CONTRACTS = ("TestUSDC", "MintToken", "TestWallet", "TestWalletFactory")
+CONTRACTS = ("TestUSDC", "MintToken", "TestWallet", "TestWalletFactory", "TestGasBurner")
 REBUILD_HINT = "contract sources changed without rebuilding: run `node contracts/compile.mjs` and commit"
 
 

@@ -50,6 +50,8 @@ def test_a_bound_recipient_gets_the_tokens(
         ({"recipient": 42}, "invalid_recipient"),
         ({"recipient": FRIEND.address, "recipientSalt": "0xzz"}, "invalid_recipient"),
         ({"recipientSalt": "0x" + "00" * 32}, "invalid_recipient"),
+        # Bound or not, the zero address would be paid for and never minted to (the token skips it).
+        ({"recipient": "0x" + "00" * 20, "recipientSalt": "0x" + "00" * 32}, "invalid_recipient"),
     ],
 )
 def test_an_unbound_or_malformed_recipient_is_refused(

@@ -108,7 +108,7 @@ def out_of_reach(devchain: Chain) -> None:
         rpc(devchain.w3, "evm_mine")
 
 
-@pytest.mark.parametrize("decision", ["resolve", "refund"])
+@pytest.mark.parametrize("decision", ["resolve", "refund", "refund_paid_by"])
 def test_paid_beyond_the_search_needs_review_then_the_operator_decides(
     client: TestClient,
     settings: Settings,
@@ -146,7 +146,20 @@ def test_paid_beyond_the_search_needs_review_then_the_operator_decides(
         assert row["state"] == "completed" and row["minted"] == 2 and row["tx_hash"] == paid
         return
     before = usdc_of(devchain, deployment, buyer.address)
-    ordered = operator.invoke(app, ["refund", payment_id, "--reason", "customer asked"])
+    refund = ["refund", payment_id, "--reason", "customer asked"]
+    if decision == "refund_paid_by":  # the operator's node cannot search that far either: name the tx
+        short = {
+            "RPC_URL": short_sighted.rpc_url,
+            "LOG_SEARCH_MAX_BLOCKS": "10",
+            "LOG_SEARCH_CHUNK_BLOCKS": "5",
+        }
+        refused = operator.invoke(app, refund, env=short)
+        assert refused.exit_code == 1 and "--paid-by" in refused.output, refused.output
+        refused = operator.invoke(app, [*refund, "--paid-by", wrong], env=short)
+        assert refused.exit_code == 1 and "does not carry this payment's own transfer" in refused.output
+        assert payment(settings, payment_id)["state"] == "needs_review"  # nothing changed
+        refund += ["--paid-by", paid]
+    ordered = operator.invoke(app, refund, env=short if decision == "refund_paid_by" else None)
     assert ordered.exit_code == 0 and "refund ordered" in ordered.output, ordered.output
     assert not payment(settings, payment_id)["supply_reserved"]  # never minted: its supply goes back
     row = settle(settings, payment_id)

@@ -220,3 +220,48 @@ def test_contract_shaped_payments_naming_an_eoa_do_not_lock_it_out(
         "UPDATE payment_queue SET status = 'failed', error = 'test cleanup' WHERE id = ANY(%s) RETURNING id",
         ids,
     )
+
+
+def test_contract_signed_payments_open_at_once_are_capped_over_all_payers(
+    settings: Settings, devchain: Chain, deployment: Deployment
+) -> None:
+    """Anyone can post contract-signed junk naming fresh payers (each under its own payer cap), and
+    each reserves supply until its pre-flight fails it: at most MAX_PENDING_WALLET_PAYMENTS are open at
+    once, over all payers — beyond, 429 and nothing stored — while an EOA buyer is not held up."""
+    from cli.buyer import sign_payment
+
+    token = deployment.token.address
+    open_now = query(
+        settings,
+        "SELECT count(*) AS n FROM payment_queue"
+        " WHERE length(signature) <> 132 AND status IN ('pending', 'processing', 'sent')",
+    )[0]["n"]
+    capped = with_settings(settings, max_pending_wallet_payments=int(open_now) + 3)
+    ids = []
+    with TestClient(create_app(capped)) as client:
+        accept = ask_price(client, token, 1)
+
+        def junk() -> Any:
+            auth, _ = wallet_signature(
+                accept, Account.create().address, Account.create().key.hex(), deployment.token.price
+            )
+            header = encode_payment_header(ExactEvmPayment(1, "exact", accept["network"], b"\x01" * 66, auth))
+            return client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": header})
+
+        for _ in range(3):
+            reply = junk()
+            assert reply.status_code == 202, reply.text
+            ids.append(reply.json()["paymentQueueId"])
+        refused = junk()
+        assert refused.status_code == 429 and refused.json()["reason"] == "too_many_pending_payments"
+        assert refused.headers["retry-after"]
+        buyer = Account.create()
+        own = sign_payment(accept, buyer.key.hex(), chain_id=CHAIN_ID)
+        reply = client.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": own})
+        assert reply.status_code == 202, reply.text  # an EOA's payment never counts against the cap
+        ids.append(reply.json()["paymentQueueId"])
+    query(
+        settings,
+        "UPDATE payment_queue SET status = 'failed', error = 'test cleanup' WHERE id = ANY(%s) RETURNING id",
+        ids,
+    )

@@ -25,6 +25,20 @@ ASSET = "0x" + "a5" * 20
 SLOTS = 16
 
 
+@pytest.fixture(autouse=True)
+def made_up_payments_never_reach_the_stages(database_url: str) -> Iterator[None]:
+    """The payments made up here share the session's database with tests that run the stages: once a
+    test is done with them, they end (a made-up asset has no code, so a call to it "succeeds" and
+    moves nothing: left pending, they would ride along in other tests' transactions)."""
+    yield
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE payment_queue SET status = 'failed', error = 'made up by test_supply_slots'"
+            " WHERE asset = %s AND status IN ('pending', 'processing')",
+            (ASSET,),
+        )
+
+
 def address() -> str:
     return "0x" + os.urandom(20).hex()
 
