@@ -83,6 +83,7 @@ bench: install
 	bin/x402-mint bench ingress
 	bin/x402-mint bench e2e --payments 3000 --rate 60
 	bin/x402-mint bench e2e --payments 3000
+	bin/x402-mint bench e2e --payments 3000 --copies 2
 	bin/x402-mint bench e2e --mixed --payments 3000 --rate 20
 	bin/x402-mint bench e2e --quantity 10 --payments 300 --buyers 100 --rate 10
 	bin/x402-mint bench growth

@@ -17,7 +17,6 @@ from typing import Any
 import structlog
 from psycopg import Connection
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
 from shared import metrics
@@ -30,9 +29,9 @@ from shared.settlement.authorizations import (
     Fate,
     Outcome,
     PaidBy,
+    ReceiptLogs,
     Terms,
     fate,
-    paying_transfer,
     payment_terms,
 )
 from shared.txs.broadcaster import Outgoing, broadcast_stored
@@ -142,10 +141,9 @@ class Confirmer:
                 if receipt is not None:
                     return receipt, attempt["kind"]
                 continue
-            try:
-                return self.rt.w3.eth.get_transaction_receipt(attempt["hash"]), attempt["kind"]
-            except TransactionNotFound:
-                continue
+            found = rpc_batch.receipt(self.rt.w3, attempt["hash"])
+            if found is not None:
+                return found, attempt["kind"]
         return None
 
     def _canonical(self, receipt: TxReceipt) -> bool:
@@ -227,9 +225,10 @@ class Confirmer:
         at = self._pinned
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
         decision: dict[str, Outcome] = {}
+        logs = ReceiptLogs(list(receipt["logs"]) if receipt["status"] == 1 else [])
         for p in rows:
             terms = payment_terms(p)
-            index = paying_transfer(list(receipt["logs"]), terms) if receipt["status"] == 1 else None
+            index = logs.paying(terms)
             if index is not None:
                 paid = PaidBy(tx_hash, int(receipt["blockNumber"]), index)
                 decision[str(p["id"])] = Outcome(Fate.PAID, at, paid)

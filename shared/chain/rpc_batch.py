@@ -2,6 +2,10 @@
 
 Anything a batch could not read (the node erred for that entry, or the whole batch failed) is left
 out of the answer: the caller reads it the one-at-a-time way, or treats it as not known yet.
+
+Receipts are decoded here, lightly (`light_receipt`): only the fields the settlement reads, as ints
+and bytes. web3's own receipt formatter checksums every address of every log — for a transaction
+that paid fifty payments, that was most of the confirmer's CPU.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from typing import Any
 
 import structlog
 from web3 import Web3
-from web3._utils.method_formatters import receipt_formatter
 from web3.types import RPCEndpoint, TxReceipt
 
 log = structlog.get_logger()
@@ -37,6 +40,48 @@ def _batch(w3: Web3, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
     ]
 
 
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _hex_bytes(value: Any) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+
+
+def light_receipt(raw: dict[str, Any]) -> TxReceipt:
+    """A JSON-RPC receipt with what the settlement reads: status, blockNumber, gasUsed, logIndex as
+    ints; hashes, topics and data as bytes; log addresses lower-case."""
+    logs = [
+        {
+            "address": str(entry["address"]).lower(),
+            "topics": [_hex_bytes(t) for t in entry["topics"]],
+            "data": _hex_bytes(entry["data"]),
+            "logIndex": _int(entry["logIndex"]),
+            "blockNumber": _int(entry["blockNumber"]),
+            "transactionHash": _hex_bytes(entry["transactionHash"]),
+        }
+        for entry in raw.get("logs") or []
+    ]
+    light = {
+        "transactionHash": _hex_bytes(raw["transactionHash"]),
+        "blockHash": _hex_bytes(raw["blockHash"]),
+        "blockNumber": _int(raw["blockNumber"]),
+        "status": _int(raw["status"]),
+        "gasUsed": _int(raw["gasUsed"]),
+        "logs": logs,
+    }
+    return light  # type: ignore[return-value]  # the fields of TxReceipt the settlement reads
+
+
+def receipt(w3: Web3, tx_hash: str) -> TxReceipt | None:
+    """One receipt, lightly decoded; None when the node has none (a node error raises)."""
+    reply = w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash])
+    if "error" in reply:
+        raise RuntimeError(f"eth_getTransactionReceipt: {reply['error']}")
+    result = reply.get("result")
+    return None if result is None else light_receipt(result)
+
+
 def receipts(w3: Web3, tx_hashes: Iterable[str]) -> dict[str, TxReceipt | None]:
     """{hash: receipt, or None when the node has none}; hashes it could not ask about are left out."""
     hashes = list(dict.fromkeys(tx_hashes))
@@ -47,7 +92,7 @@ def receipts(w3: Web3, tx_hashes: Iterable[str]) -> dict[str, TxReceipt | None]:
     for tx_hash, result in zip(hashes, results, strict=True):
         if result is _ERROR:
             continue
-        found[tx_hash] = None if result is None else receipt_formatter(result)
+        found[tx_hash] = None if result is None else light_receipt(result)
     return found
 
 

@@ -23,7 +23,8 @@ def open_pool(
         kwargs={"row_factory": dict_row, "autocommit": False},
         name=name,
         open=False,
-        check=ConnectionPool.check_connection,
+        check=_check_if_idle_sync,
+        reset=_note_return_sync,
     )
     try:
         pool.open(wait=True, timeout=timeout)
@@ -34,11 +35,21 @@ def open_pool(
 
 
 #: A connection back in the pool for longer than this is checked before it is lent again (a round
-#: trip); one lent again at once is not — under load that check was a round trip per payment. A
-#: connection broken meanwhile (PostgreSQL restarted) fails its request (503, the client retries)
-#: and the pool discards it.
+#: trip); one lent again at once is not — under load that check was a round trip per payment (in
+#: the API) or per statement group (in a stage). A connection broken meanwhile (PostgreSQL
+#: restarted) fails its request — a 503 the client retries, or a stage's batch, retried after a
+#: backoff — and the pool discards it.
 IDLE_CHECK_SECONDS = 5.0
 _returned: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
+
+
+def _note_return_sync(conn: Any) -> None:
+    _returned[conn] = time.monotonic()
+
+
+def _check_if_idle_sync(conn: Any) -> None:
+    if time.monotonic() - _returned.get(conn, float("-inf")) > IDLE_CHECK_SECONDS:
+        ConnectionPool.check_connection(conn)
 
 
 async def _note_return(conn: Any) -> None:

@@ -99,18 +99,27 @@ def _from_asset(entry: Any, terms: Terms) -> bool:
     return str(entry["address"]).lower() == terms.asset
 
 
-def paying_transfer(logs: list[Any], terms: Terms) -> int | None:
-    """The logIndex of the Transfer that pays `terms` in one receipt's logs, or None: the log right
-    after the AuthorizationUsed(payer, nonce), from the asset, moving exactly `amount` to payTo."""
-    ordered = sorted(logs, key=lambda e: int(e["logIndex"]))
-    for i, entry in enumerate(ordered):
-        topics = _topics(entry)
-        if not (
-            _from_asset(entry, terms)
-            and topics == [AUTHORIZATION_USED_TOPIC, _word(terms.payer), terms.nonce]
-        ):
-            continue
-        following = ordered[i + 1] if i + 1 < len(ordered) else None
+class ReceiptLogs:
+    """One receipt's logs, read once, asked for each payment it may have paid: the AuthorizationUsed
+    logs by (asset, payer, nonce), each with the log right after it."""
+
+    def __init__(self, logs: list[Any]) -> None:
+        ordered = sorted(logs, key=lambda e: int(e["logIndex"]))
+        self._used: dict[tuple[str, bytes, bytes], tuple[Any, Any | None]] = {}
+        for i, entry in enumerate(ordered):
+            topics = _topics(entry)
+            if len(topics) == 3 and topics[0] == AUTHORIZATION_USED_TOPIC:
+                key = (str(entry["address"]).lower(), topics[1], topics[2])
+                following = ordered[i + 1] if i + 1 < len(ordered) else None
+                self._used.setdefault(key, (entry, following))
+
+    def paying(self, terms: Terms) -> int | None:
+        """The logIndex of the Transfer that pays `terms`, or None: the log right after the
+        AuthorizationUsed(payer, nonce), from the asset, moving exactly `amount` to payTo."""
+        found = self._used.get((terms.asset, _word(terms.payer), terms.nonce))
+        if found is None:
+            return None
+        entry, following = found
         if (
             following is not None
             and int(following["logIndex"]) == int(entry["logIndex"]) + 1
@@ -120,7 +129,12 @@ def paying_transfer(logs: list[Any], terms: Terms) -> int | None:
         ):
             return int(following["logIndex"])
         return None  # the nonce was used in this receipt, by a call that did not pay these terms
-    return None
+
+
+def paying_transfer(logs: list[Any], terms: Terms) -> int | None:
+    """The logIndex of the Transfer that pays `terms` in one receipt's logs, or None (ReceiptLogs,
+    for one payment)."""
+    return ReceiptLogs(logs).paying(terms)
 
 
 def state_call(terms: Terms) -> bytes:

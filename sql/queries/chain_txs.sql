@@ -94,8 +94,10 @@ UPDATE chain_txs
 RETURNING id;
 
 -- name: seconds_until_next_check
--- confirmer, when nothing is due: how long until the earliest unconfirmed transaction is.
-SELECT greatest(0, extract(epoch FROM min(locked_until) - now()))::float8 AS seconds
+-- confirmer, when nothing is due: how long until the earliest unconfirmed transaction is (NULL when
+-- there is none: greatest() would turn that into 0, and an idle confirmer would poll without pause).
+SELECT CASE WHEN min(locked_until) IS NOT NULL
+            THEN greatest(0, extract(epoch FROM min(locked_until) - now()))::float8 END AS seconds
   FROM chain_txs WHERE state = 'unconfirmed';
 
 -- name: attempt_hashes

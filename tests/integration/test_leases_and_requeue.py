@@ -106,3 +106,27 @@ def test_requeue_a_failed_payment_and_failed_mints(
         assert runner.invoke(app, ["requeue", "nope"]).exit_code != 0
     finally:
         stages.close()
+
+
+def test_an_idle_confirmer_waits_for_a_notice_or_its_poll_interval(
+    settings: Settings, pg_server: str
+) -> None:
+    """With no transaction unconfirmed, the confirmer has nothing to wake up early for: it sleeps its
+    poll interval (or until a broadcast's notice). It polled twenty times a second before: the earliest
+    check of no transaction at all read as "now"."""
+    from dataclasses import replace
+
+    from shared.db.migrations import migrate
+    from shared.runtime import open_runtime
+    from tests.integration.conftest import scratch_database
+    from workers import confirmer
+
+    with scratch_database(pg_server, "x402_idle") as url:
+        migrate(url)
+        rt = open_runtime(replace(settings, database_url=url))
+        try:
+            stage = confirmer.create(rt)
+            assert stage.run_once() == 0
+            assert stage.wake_after is None
+        finally:
+            rt.close()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from eth_hash.auto import keccak
+from web3 import Web3
 
+from cli.devnet import anvil
 from shared.chain import rpc_batch
+from shared.chain.contracts import load_artifact
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.stages import rpc
 
@@ -27,7 +32,35 @@ def test_receipts_in_one_batch_found_and_missing(devchain: Chain) -> None:
     for tx_hash in mined:
         receipt = found[tx_hash]
         assert receipt is not None
-        assert receipt == w3.eth.get_transaction_receipt(tx_hash)  # formatted as web3 formats it
+        assert_same_as_web3s(receipt, w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+        assert rpc_batch.receipt(w3, tx_hash) == receipt
+    assert rpc_batch.receipt(w3, missing) is None
+
+
+def assert_same_as_web3s(light: Any, formatted: Any) -> None:
+    """The light decoding says what web3's formatter says, for every field the settlement reads."""
+    for field in ("transactionHash", "blockHash", "blockNumber", "status", "gasUsed"):
+        assert light[field] == formatted[field], field
+    assert len(light["logs"]) == len(formatted["logs"])
+    for mine, theirs in zip(light["logs"], formatted["logs"], strict=True):
+        assert mine["address"] == theirs["address"].lower()
+        assert mine["topics"] == [bytes(t) for t in theirs["topics"]]
+        assert mine["data"] == bytes(theirs["data"])
+        for field in ("logIndex", "blockNumber", "transactionHash"):
+            assert mine[field] == theirs[field], field
+
+
+def test_a_receipt_with_logs_decodes_as_web3_decodes_it(devchain: Chain, deployment: Deployment) -> None:
+    w3 = devchain.w3
+    usdc = w3.eth.contract(
+        address=Web3.to_checksum_address(deployment.usdc.address), abi=load_artifact("TestUSDC").abi
+    )
+    owner = anvil.dev_account(anvil.DEPLOYER).address
+    sent = usdc.functions.mint(w3.eth.accounts[4], 5).transact({"from": owner})  # a Transfer log
+    formatted = w3.eth.wait_for_transaction_receipt(sent)
+    light = rpc_batch.receipts(w3, ["0x" + bytes(sent).hex()])["0x" + bytes(sent).hex()]
+    assert light is not None and light["logs"]
+    assert_same_as_web3s(light, formatted)
 
 
 def test_block_hashes_in_one_batch(devchain: Chain) -> None:
