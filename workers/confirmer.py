@@ -73,8 +73,8 @@ class Confirmer:
             self._schedule_wake()
             return 0
         metrics.batch_size.labels(self.name).observe(len(txs))
-        head = self.rt.w3.eth.block_number
         self._prefetch(txs)
+        head = self.rt.w3.eth.block_number  # after the receipts: at least as new as any block they name
         settled = 0
         for tx in txs:
             try:
@@ -113,6 +113,8 @@ class Confirmer:
             self._not_yet(tx)
             return 0
         receipt, kind = found
+        if receipt["blockNumber"] > head:  # mined since the head was read (found by the second look)
+            head = max(head, self.rt.w3.eth.block_number)
         if receipt["blockNumber"] + self.settings.confirmations - 1 > head or not self._canonical(receipt):
             self._recheck(tx, seen_block=receipt["blockNumber"])
             return 0
