@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 
 import typer
 
 from cli.settings import operator_settings
-from shared.runtime import open_runtime
+from shared.runtime import Runtime, open_runtime
 from shared.settlement import review
 
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -20,6 +21,18 @@ def _payment_id(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError as exc:
         raise typer.BadParameter("a payment id is a UUID") from exc
+
+
+def _decide(decision: Callable[[Runtime], str]) -> str:
+    """Runs an operator's decision; a refusal (the chain disagrees) exits 1 with its reason."""
+    runtime = open_runtime(operator_settings())
+    try:
+        return decision(runtime)
+    except review.Refused as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        runtime.close()
 
 
 def resolve(
@@ -37,18 +50,13 @@ def resolve(
         raise typer.BadParameter("give exactly one of --paid-by <tx hash> or --not-paid")
     if paid_by and not _TX_HASH.fullmatch(paid_by):
         raise typer.BadParameter("--paid-by takes a 0x-prefixed 32-byte transaction hash")
-    runtime = open_runtime(operator_settings())
-    try:
-        status = (
+    status = _decide(
+        lambda runtime: (
             review.resolve_paid_by(runtime, key, paid_by.lower())
             if paid_by
             else review.resolve_not_paid(runtime, key, force=force)
         )
-    except review.Refused as exc:
-        typer.echo(f"refused: {exc}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        runtime.close()
+    )
     typer.echo(f"payment {key} is now {status}")
 
 
@@ -64,12 +72,5 @@ def refund(
     key = _payment_id(payment_id)
     if paid_by and not _TX_HASH.fullmatch(paid_by):
         raise typer.BadParameter("--paid-by takes a 0x-prefixed 32-byte transaction hash")
-    runtime = open_runtime(operator_settings())
-    try:
-        done = review.order_refund(runtime, key, reason, paid_by=paid_by.lower())
-    except review.Refused as exc:
-        typer.echo(f"refused: {exc}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        runtime.close()
+    done = _decide(lambda runtime: review.order_refund(runtime, key, reason, paid_by=paid_by.lower()))
     typer.echo(f"payment {key}: {done}")

@@ -73,17 +73,23 @@ def database_url(pg_server: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def devchain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    port = free_port(18545)
-    log = Path(tmp_path_factory.mktemp("anvil")) / "anvil.log"
-    proc = anvil.start(port=port, chain_id=CHAIN_ID, log_path=log)
+@contextmanager
+def running_chain(port_from: int, log_path: Path) -> Iterator[Chain]:
+    """A dev chain node of its own on the first free port from `port_from`, ended on exit."""
+    port = free_port(port_from)
+    proc = anvil.start(port=port, chain_id=CHAIN_ID, log_path=log_path)
     rpc_url = f"http://127.0.0.1:{port}"
     try:
         yield Chain(rpc_url, CHAIN_ID, chain.connect(rpc_url), proc)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def devchain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    with running_chain(18545, Path(tmp_path_factory.mktemp("anvil")) / "anvil.log") as node:
+        yield node
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,21 @@
 """Fault injection for tests: a TCP proxy in front of the JSON-RPC node that drops or delays a share
-of traffic, and worker processes that can be killed with SIGKILL and started again."""
+of traffic; JSON-RPC proxies that play nodes one should not trust (range-limited logs, lagging,
+faulty, on another chain); and worker processes that can be killed with SIGKILL and started again."""
 
 from __future__ import annotations
 
 import asyncio
+import http.server
+import json
 import os
 import random
 import signal
 import subprocess
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from cli.devnet.paths import PROJECT_ROOT
 
@@ -136,45 +141,23 @@ class WorkerProcess:
                 self.proc.wait(10)
 
 
-class RangeLimitedRpc:
-    """An HTTP JSON-RPC proxy in front of the node that refuses eth_getLogs over more than `max_range`
-    blocks, as hosted providers do ("query exceeds max block range"); everything else passes through.
-    So log searches must go in chunks, and an old enough log is out of their reach."""
+class JsonRpcProxy:
+    """An HTTP JSON-RPC proxy in front of the node on 127.0.0.1:`port`: each request (each element of a
+    batch) gets `answer(request)`, which by default forwards it to `target_url`. Subclasses say what
+    kind of node they play by overriding `answer`."""
 
-    def __init__(self, port: int, target_url: str, max_range: int) -> None:
-        import http.server
-        import json
-        import urllib.request
+    name = "json-rpc-proxy"
 
+    def __init__(self, port: int, target_url: str) -> None:
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = json.loads(body)
-                if isinstance(request, dict) and request.get("method") == "eth_getLogs":
-                    proxy.log_queries += 1
-                    (params,) = request["params"]
-                    low, high = (_block(params.get(k, "latest")) for k in ("fromBlock", "toBlock"))
-                    if high - low + 1 > proxy.max_range:
-                        proxy.refused += 1
-                        self._answer(
-                            json.dumps(
-                                {
-                                    "jsonrpc": "2.0",
-                                    "id": request.get("id"),
-                                    "error": {"code": -32005, "message": "query exceeds max block range"},
-                                }
-                            ).encode()
-                        )
-                        return
-                forward = urllib.request.Request(
-                    proxy.target_url, data=body, headers={"Content-Type": "application/json"}
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                replies = (
+                    [proxy.answer(r) for r in request] if isinstance(request, list) else proxy.answer(request)
                 )
-                with urllib.request.urlopen(forward, timeout=30) as reply:
-                    self._answer(reply.read())
-
-            def _answer(self, payload: bytes) -> None:
+                payload = json.dumps(replies).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -184,21 +167,104 @@ class RangeLimitedRpc:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.target_url, self.max_range = target_url, max_range
-        self.log_queries = self.refused = 0
+        self.target_url = target_url
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{port}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, daemon=True, name="range-limited-rpc"
-        )
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name=self.name)
 
-    def __enter__(self) -> RangeLimitedRpc:
+    def forward(self, request: dict[str, object]) -> dict[str, object]:
+        ask = urllib.request.Request(
+            self.target_url, data=json.dumps(request).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(ask, timeout=30) as reply:
+            answer: dict[str, object] = json.loads(reply.read())
+        return answer
+
+    def answer(self, request: dict[str, object]) -> dict[str, object]:
+        return self.forward(request)
+
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class RangeLimitedRpc(JsonRpcProxy):
+    """A node that refuses eth_getLogs over more than `max_range` blocks, as hosted providers do
+    ("query exceeds max block range"); everything else passes through. So log searches must go in
+    chunks, and an old enough log is out of their reach."""
+
+    name = "range-limited-rpc"
+
+    def __init__(self, port: int, target_url: str, max_range: int) -> None:
+        super().__init__(port, target_url)
+        self.max_range = max_range
+        self.log_queries = self.refused = 0
+
+    def answer(self, request: dict[str, object]) -> dict[str, object]:
+        if request.get("method") == "eth_getLogs":
+            self.log_queries += 1
+            (params,) = request["params"]  # type: ignore[misc]
+            low, high = (_block(params.get(k, "latest")) for k in ("fromBlock", "toBlock"))
+            if high - low + 1 > self.max_range:
+                self.refused += 1
+                error = {"code": -32005, "message": "query exceeds max block range"}
+                return {"jsonrpc": "2.0", "id": request.get("id"), "error": error}
+        return self.forward(request)
+
+
+class ShadyRpc(JsonRpcProxy):
+    """A node one should not trust, each way settable while it runs: `lag` blocks behind (its head is
+    the node's minus `lag`, it has no receipt and no log from a newer block); answering every request
+    but its head and chain id with the JSON-RPC error `fault` (a rate limit, say); or on another chain
+    (`chain_id`, with its head `head_offset` blocks ahead). It records every method it is asked, so a
+    test can say what such a node was trusted with."""
+
+    name = "shady-rpc"
+
+    def __init__(
+        self,
+        port: int,
+        target_url: str,
+        lag: int = 0,
+        *,
+        fault: dict[str, object] | None = None,
+        chain_id: int | None = None,
+        head_offset: int = 0,
+    ) -> None:
+        super().__init__(port, target_url)
+        self.lag, self.fault = lag, fault
+        self.chain_id, self.head_offset = chain_id, head_offset
+        self.asked: list[str] = []
+
+    def head(self) -> int:
+        real = self.forward({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []})
+        return max(0, int(str(real["result"]), 16) - self.lag + self.head_offset)
+
+    def answer(self, request: dict[str, object]) -> dict[str, object]:
+        method = str(request.get("method"))
+        self.asked.append(method)
+        if method == "eth_blockNumber":
+            return {"jsonrpc": "2.0", "id": request.get("id"), "result": hex(self.head())}
+        if method == "eth_chainId" and self.chain_id is not None:
+            return {"jsonrpc": "2.0", "id": request.get("id"), "result": hex(self.chain_id)}
+        if self.fault is not None and method != "eth_chainId":
+            return {"jsonrpc": "2.0", "id": request.get("id"), "error": self.fault}
+        if method == "eth_getLogs":
+            (params,) = request["params"]  # type: ignore[misc]
+            params["toBlock"] = hex(min(_block(params.get("toBlock", "latest")), self.head()))
+        reply = self.forward(request)
+        receipt = reply.get("result")
+        if (
+            method == "eth_getTransactionReceipt"
+            and isinstance(receipt, dict)
+            and int(str(receipt["blockNumber"]), 16) > self.head()
+        ):
+            reply["result"] = None
+        return reply
 
 
 def _block(value: object) -> int:
@@ -227,92 +293,3 @@ class TcpForward:
 
     def __exit__(self, *exc: object) -> None:
         self._proxy.stop()
-
-
-class ShadyRpc:
-    """An HTTP JSON-RPC proxy in front of the node that behaves as a node one should not trust, each
-    settable while it runs: `lag` blocks behind (its head is the node's minus `lag`, it has no receipt
-    and no log from a newer block); answering every request but its head and chain id with the
-    JSON-RPC error `fault` (a rate limit, say); or on another chain (`chain_id`, with its head
-    `head_offset` blocks ahead). It records every method it is asked, so a test can say what such a
-    node was trusted with."""
-
-    def __init__(
-        self,
-        port: int,
-        target_url: str,
-        lag: int = 0,
-        *,
-        fault: dict[str, object] | None = None,
-        chain_id: int | None = None,
-        head_offset: int = 0,
-    ) -> None:
-        import http.server
-        import json
-        import urllib.request
-
-        proxy = self
-
-        def forward(request: dict[str, object]) -> dict[str, object]:
-            body = json.dumps(request).encode()
-            ask = urllib.request.Request(
-                proxy.target_url, data=body, headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(ask, timeout=30) as reply:
-                answer: dict[str, object] = json.loads(reply.read())
-            return answer
-
-        def head() -> int:
-            real = forward({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []})
-            return max(0, int(str(real["result"]), 16) - proxy.lag + proxy.head_offset)
-
-        def answer(request: dict[str, object]) -> dict[str, object]:
-            method = str(request.get("method"))
-            proxy.asked.append(method)
-            if method == "eth_blockNumber":
-                return {"jsonrpc": "2.0", "id": request.get("id"), "result": hex(head())}
-            if method == "eth_chainId" and proxy.chain_id is not None:
-                return {"jsonrpc": "2.0", "id": request.get("id"), "result": hex(proxy.chain_id)}
-            if proxy.fault is not None and method != "eth_chainId":
-                return {"jsonrpc": "2.0", "id": request.get("id"), "error": proxy.fault}
-            if method == "eth_getLogs":
-                (params,) = request["params"]  # type: ignore[misc]
-                params["toBlock"] = hex(min(_block(params.get("toBlock", "latest")), head()))
-            reply = forward(request)
-            receipt = reply.get("result")
-            if (
-                method == "eth_getTransactionReceipt"
-                and isinstance(receipt, dict)
-                and int(str(receipt["blockNumber"]), 16) > head()
-            ):
-                reply["result"] = None
-            return reply
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                replies = [answer(r) for r in request] if isinstance(request, list) else answer(request)
-                payload = json.dumps(replies).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.target_url, self.lag, self.fault = target_url, lag, fault
-        self.chain_id, self.head_offset = chain_id, head_offset
-        self.asked: list[str] = []
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="shady-rpc")
-
-    def __enter__(self) -> ShadyRpc:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

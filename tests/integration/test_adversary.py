@@ -24,8 +24,6 @@ from web3 import Web3
 
 from api.app import create_app
 from cli.devnet import anvil, deploy
-from cli.devnet.paths import free_port
-from shared import chain
 from shared.chain.contracts import load_artifact
 from shared.config import Settings, StageSettings
 from shared.db.migrations import migrate
@@ -35,7 +33,7 @@ from shared.settlement.authorizations import AUTHORIZATION_USED_TOPIC, TRANSFER_
 from shared.settlement.mint_ids import purchase_key
 from shared.settlement.refunds import REFUNDED_TOPIC
 from tests.integration.adversary import Adversary, Order
-from tests.integration.conftest import CHAIN_ID, Chain, scratch_database
+from tests.integration.conftest import CHAIN_ID, Chain, running_chain, scratch_database
 from tests.integration.faults import WorkerProcess
 from tests.integration.stages import query, rpc
 
@@ -51,14 +49,8 @@ FINAL = {"completed", "failed", "refund_owed", "refunded"}
 
 @pytest.fixture
 def own_chain(tmp_path: Path) -> Iterator[Chain]:
-    port = free_port(48545)
-    proc = anvil.start(port=port, chain_id=CHAIN_ID, log_path=tmp_path / "anvil.log")
-    rpc_url = f"http://127.0.0.1:{port}"
-    try:
-        yield Chain(rpc_url, CHAIN_ID, chain.connect(rpc_url), proc)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running_chain(48545, tmp_path / "anvil.log") as node:
+        yield node
 
 
 @pytest.fixture

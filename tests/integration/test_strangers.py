@@ -183,13 +183,7 @@ def test_a_strangers_paying_transaction_replaced_in_a_reorg_is_followed(
         assert other.receipt(t2)["status"] == 1 and t2 != t1
         for _ in range(3):
             rpc(devchain.w3, "evm_mine")
-        query(deep, "UPDATE payment_queue SET locked_until = NULL WHERE id = %s RETURNING id", payment_id)
-
-        def settled() -> bool:  # blocks keep coming, so our mint reaches depth too
-            rpc(devchain.w3, "evm_mine")
-            return finished(deep, payment_id)
-
-        stages.run_until(settled)
+        settle_while_mining(stages, devchain, deep, payment_id)
     finally:
         stages.close()
     row = payment(deep, payment_id)
@@ -219,14 +213,20 @@ def test_a_payment_paid_by_a_stranger_then_expired_is_completed_not_failed(
         assert payment(quick, payment_id)["state"] == "pending"
         while time.time() <= valid_before + 1:
             time.sleep(0.2)
-        query(quick, "UPDATE payment_queue SET locked_until = NULL WHERE id = %s RETURNING id", payment_id)
-
-        def settled() -> bool:
-            rpc(devchain.w3, "evm_mine")
-            return finished(quick, payment_id)
-
-        stages.run_until(settled)
+        settle_while_mining(stages, devchain, quick, payment_id)
     finally:
         stages.close()
     row = payment(quick, payment_id)
     assert row["state"] == "completed" and row["minted"] == 1 and row["tx_hash"] == paid
+
+
+def settle_while_mining(stages: Stages, devchain: Chain, settings: Settings, payment_id: str) -> None:
+    """Lets the payment be looked at again now, then runs the stages with a block mined at each look
+    (so our own transactions reach depth too) until the payment is finished."""
+    query(settings, "UPDATE payment_queue SET locked_until = NULL WHERE id = %s RETURNING id", payment_id)
+
+    def settled() -> bool:
+        rpc(devchain.w3, "evm_mine")
+        return finished(settings, payment_id)
+
+    stages.run_until(settled)
