@@ -9,6 +9,10 @@ ADMISSION_DEADLINE_SECONDS (and at least ADMISSION_FLOOR are in flight), newcome
 until the queue is short again. It is measured, not estimated: a storm that meets a fresh process
 is let in as long as it is being answered in time. The decision is a pure function
 (`should_shed`), after procrastinate's retry.py.
+
+Beyond this process, the settlement backlog (api/backlog.py): while more accepted work waits for the
+chain than ADMISSION_MAX_BACKLOG, POSTs that carry a payment are answered 503 `settlement_backlog` the
+same way (asking the price still gets its 402).
 """
 
 from __future__ import annotations
@@ -19,10 +23,16 @@ import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.backlog import Backlog
 from shared import metrics
 
 RETRY_AFTER_SECONDS = 1
 BUSY = "server_busy"
+BACKLOG = "settlement_backlog"
+MESSAGES = {
+    BUSY: "too many payments are waiting here now",
+    BACKLOG: "more payments are waiting for the chain than it settles in a few seconds",
+}
 
 
 def should_shed(in_flight: int, oldest_wait: float, *, deadline: float, floor: int) -> bool:
@@ -54,7 +64,12 @@ class Admission:
             return
         if should_shed(self.in_flight, self.oldest_wait(), deadline=self.deadline, floor=self.floor):
             metrics.payments_refused.labels(BUSY).inc()
-            await _busy(send)
+            await _busy(send, BUSY)
+            return
+        backlog: Backlog | None = getattr(scope["app"].state, "backlog", None)
+        if backlog is not None and _paid(scope) and backlog.over():
+            metrics.payments_refused.labels(BACKLOG).inc()
+            await _busy(send, BACKLOG)
             return
         ticket = next(self._tickets)
         self._started[ticket] = time.monotonic()
@@ -64,13 +79,22 @@ class Admission:
             del self._started[ticket]
 
 
-async def _busy(send: Send) -> None:
+PAYMENT_HEADERS = (b"x-payment", b"payment-signature")  # x402 v1, v2
+
+
+def _paid(scope: Scope) -> bool:
+    """Whether the request carries a payment (asking the price is never turned away for the backlog:
+    a buyer learns it, and signs when it is let in)."""
+    return any(name in PAYMENT_HEADERS for name, _ in scope["headers"])
+
+
+async def _busy(send: Send, reason: str) -> None:
     body = json.dumps(
         {
             "error": "request rejected",
-            "reason": BUSY,
-            "message": f"too many payments are waiting here now; send the same one again in "
-            f"{RETRY_AFTER_SECONDS} s (nothing was stored)",
+            "reason": reason,
+            "message": f"{MESSAGES[reason]}; send the same one again in {RETRY_AFTER_SECONDS} s "
+            "(nothing was stored)",
         }
     ).encode()
     await send(

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.admission import Admission
+from api.backlog import Backlog
 from api.catalog import TokenCatalog
 from api.dashboard import Figures
 from api.errors import Unexpected, rejection, unavailable
@@ -81,6 +82,8 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.catalog = TokenCatalog(app.state.pool)
         app.state.figures = Figures(app.state.pool)
+        app.state.backlog = Backlog(app.state.pool, settings.admission_max_backlog)
+        app.state.backlog.start()
         app.state.payment_writer = PaymentWriter(
             app.state.pool, batch_size=settings.ingress_batch_size, writers=settings.ingress_writers
         )
@@ -88,6 +91,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await app.state.payment_writer.close()
+            await app.state.backlog.close()
             await app.state.pool.close()
 
     return Starlette(

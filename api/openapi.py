@@ -34,7 +34,7 @@ def _rejections(*statuses: int) -> dict[str, Any]:
         413: "Body too large",
         429: "Too many open payments for this payer",
         431: "Headers too large",
-        503: "Temporarily unavailable (database)",
+        503: "Busy, too much waiting for the chain, or temporarily unavailable (database): send it again",
     }
     out = {str(s): _json(_ref("Rejection"), words[s]) for s in statuses}
     if "429" in out:

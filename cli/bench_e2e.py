@@ -8,7 +8,7 @@ import random
 import statistics
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -77,6 +77,7 @@ def e2e(
             started = time.time()
             with typer.progressbar(length=payments, label="accepted (202)") as bar:
                 lock = threading.Lock()
+                turned_away: Counter[str] = Counter()
 
                 def send(client: httpx.Client, paced: bool) -> None:
                     while True:
@@ -95,10 +96,11 @@ def e2e(
                                 bar.update(1)
                             elif reply.status_code in (429, 503):  # capped payer, or busy: again later
                                 signed.append((quantity, name, header))
+                                turned_away[reply.json()["reason"]] += 1
                             else:
                                 raise RuntimeError(f"unexpected {reply.status_code}: {reply.text}")
-                        if reply.status_code != 202:
-                            time.sleep(0.01)
+                        if reply.status_code != 202:  # as a buyer's client does: after Retry-After
+                            time.sleep(float(reply.headers.get("Retry-After", 0.01)))
 
                 if rate > 0:
                     send(http, paced=True)
@@ -115,6 +117,7 @@ def e2e(
     per_minute = _report(
         state["database_url"], ids, started, "mixed quantities 1-10" if mixed else f"quantity {quantity}"
     )
+    typer.echo(f"  turned away, then sent again after Retry-After: {dict(turned_away) or 'none'}")
     gas_per_purchase = _report_gas(state["database_url"], ids, reference)
     _report_ceiling(w3, per_minute, gas_per_purchase, block_time)
     for line in report(cpu_before, cpu_after, len(ids)) if groups else []:

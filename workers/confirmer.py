@@ -56,6 +56,8 @@ class Confirmer:
         # Read for the whole claim in one JSON-RPC batch each; what is missing is read one at a time.
         self._receipts: dict[str, TxReceipt | None] = {}
         self._block_hashes: dict[int, bytes] = {}
+        self._mined_nonces: dict[str, int] = {}  # sender (lower-case) → its transaction count
+        self._looked_again: set[int] = set()  # ids whose receipts were read after their nonce
         self._pinned: history.Pinned | None = None
 
     def start(self) -> None:
@@ -86,9 +88,20 @@ class Confirmer:
         return settled
 
     def _prefetch(self, txs: list[dict[str, Any]]) -> None:
+        """Receipts of every attempt; for the transactions without one, their senders' mined nonces,
+        then — only where the nonce shows their own was used — their receipts again (one mined in
+        between is not missed); block hashes of every receipt. One JSON-RPC batch each."""
         self._receipts = rpc_batch.receipts(
             self.rt.w3, [a["hash"] for tx in txs for a in tx["attempts"] or []]
         )
+        missing = [  # the batch says no attempt has a receipt (not asked: looked at one by one later)
+            tx for tx in txs if all(self._receipts.get(a["hash"], 0) is None for a in tx["attempts"] or [])
+        ]
+        self._mined_nonces = rpc_batch.mined_nonces(self.rt.w3, [tx["from_address"] for tx in missing])
+        used = [tx for tx in missing if tx["nonce"] < self._mined_nonces.get(tx["from_address"].lower(), -1)]
+        again = rpc_batch.receipts(self.rt.w3, [a["hash"] for tx in used for a in tx["attempts"] or []])
+        self._receipts.update(again)
+        self._looked_again = {tx["id"] for tx in used if all(a["hash"] in again for a in tx["attempts"])}
         self._block_hashes = rpc_batch.block_hashes(
             self.rt.w3, [r["blockNumber"] for r in self._receipts.values() if r is not None]
         )
@@ -103,12 +116,17 @@ class Confirmer:
     def _check(self, tx: dict[str, Any], head: int) -> int:
         found = self._receipt(tx)
         if found is None:
-            # Read the nonce first, then look again: a receipt mined in between is not missed.
-            sender = Web3.to_checksum_address(tx["from_address"])
-            mined_nonce = self.rt.w3.eth.get_transaction_count(sender, "latest")
-            found = self._receipt(tx, fresh=True)
-            if found is None and mined_nonce > tx["nonce"]:
-                return self._nonce_used_elsewhere(tx)
+            # Read the nonce first, then look again: a receipt mined in between is not missed. The
+            # batch did both where it could (_prefetch); what it could not read is read here.
+            mined_nonce = self._mined_nonces.get(tx["from_address"].lower())
+            if mined_nonce is None:
+                sender = Web3.to_checksum_address(tx["from_address"])
+                mined_nonce = self.rt.w3.eth.get_transaction_count(sender, "latest")
+            if mined_nonce > tx["nonce"]:
+                if tx["id"] not in self._looked_again:
+                    found = self._receipt(tx, fresh=True)
+                if found is None:
+                    return self._nonce_used_elsewhere(tx)
         if found is None:
             self._not_yet(tx)
             return 0

@@ -109,6 +109,16 @@ def block_hashes(w3: Web3, numbers: Iterable[int]) -> dict[int, bytes]:
     }
 
 
+def mined_nonces(w3: Web3, addresses: Iterable[str]) -> dict[str, int]:
+    """{address (lower-case): its transaction count at `latest`, i.e. the next nonce a mined
+    transaction of it would take}; addresses the batch could not ask about are left out."""
+    wanted = list(dict.fromkeys(a.lower() for a in addresses))
+    results = _batch(w3, [("eth_getTransactionCount", [a, "latest"]) for a in wanted])
+    if results is None:
+        return {}
+    return {a: _int(r) for a, r in zip(wanted, results, strict=True) if r is not _ERROR and r is not None}
+
+
 def have_code(w3: Web3, addresses: Iterable[str]) -> dict[str, bool]:
     """{address: whether it holds code now (a contract, or an EOA delegated with EIP-7702)}; addresses
     the batch could not ask about are left out."""

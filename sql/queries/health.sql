@@ -19,6 +19,15 @@ DELETE FROM relayer_status WHERE observed_at < now() - interval '1 day';
 -- reporters that stopped (a process restarts under a new pid) are forgotten after a day.
 DELETE FROM rpc_endpoints WHERE observed_at < now() - interval '1 day';
 
+-- name: settlement_backlog
+-- API admission (api/backlog.py): accepted work that still waits for the chain — payments waiting
+-- for payment-sender or their transaction (not those set aside until later, e.g. before validAfter)
+-- and mints not yet on chain.
+SELECT (SELECT count(*) FROM payment_queue
+         WHERE status IN ('pending', 'processing', 'sent')
+           AND (status <> 'pending' OR locked_until IS NULL OR locked_until <= now()))
+     + (SELECT count(*) FROM mint_queue WHERE status IN ('pending', 'processing', 'sent')) AS n;
+
 -- name: gauge_queue_depth
 SELECT 'payment' AS queue, status::text AS status, count(*) AS n FROM payment_queue GROUP BY 2
 UNION ALL SELECT 'mint', status::text, count(*) FROM mint_queue GROUP BY 2

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from eth_account import Account
 from psycopg.rows import dict_row
 from web3 import Web3
 
@@ -20,6 +22,26 @@ def rpc(w3: Web3, method: str, *params: Any) -> Any:
     if "error" in reply:
         raise RuntimeError(f"{method}: {reply['error']}")
     return reply.get("result")
+
+
+def mine_past(w3: Web3, timestamp: int) -> None:
+    """Waits until the wall clock is past `timestamp`, then mines a block whose own timestamp is past
+    it too. The dev chain's clock can run behind the wall clock (a test that set a block's timestamp
+    leaves anvil's offset there), so a test about expiry sets the block's time, never assumes it."""
+    while time.time() <= timestamp + 1:
+        time.sleep(0.2)
+    latest = int(w3.eth.get_block("latest")["timestamp"])
+    rpc(w3, "evm_setNextBlockTimestamp", max(latest + 1, timestamp + 1))
+    rpc(w3, "evm_mine")
+
+
+def new_relayer_keys(w3: Web3, n: int) -> list[str]:
+    """Keys of relayers no other test used (their nonces and unconfirmed transactions are this
+    test's alone), each given 10 ETH of gas money."""
+    keys = ["0x" + os.urandom(32).hex() for _ in range(n)]
+    for key in keys:
+        rpc(w3, "anvil_setBalance", Account.from_key(key).address, hex(10**19))
+    return keys
 
 
 class Stages:

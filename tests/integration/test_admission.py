@@ -1,18 +1,31 @@
-"""Under more load than it can answer in time, the ingress turns paid POSTs away at once with 503 and
-Retry-After (reason server_busy), stores nothing for them, and the same signed payment sent again
-later is accepted; everything else (402s, /healthz) is never turned away."""
+"""Under more load than it can answer in time (server_busy), or with more accepted work waiting for the
+chain than it settles in a few seconds (settlement_backlog), the ingress turns paid POSTs away at once
+with 503 and Retry-After, stores nothing for them, and the same signed payment sent again later is
+accepted; everything else (402s, /healthz) is never turned away."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from eth_account import Account
 
+from api.backlog import REFRESH_SECONDS
 from cli.buyer import sign_payment
+from cli.devnet import deploy
 from shared.config import Settings
-from tests.integration.conftest import CHAIN_ID, Deployment, LiveServer, with_settings
+from shared.db.migrations import migrate
+from shared.db.queries import q
+from tests.integration.conftest import (
+    CHAIN_ID,
+    Chain,
+    Deployment,
+    LiveServer,
+    scratch_database,
+    with_settings,
+)
 from tests.integration.stages import query
 
 pytestmark = pytest.mark.chain
@@ -53,3 +66,46 @@ def test_a_paid_post_beyond_the_deadline_is_turned_away_and_stores_nothing(
         # The price and the health check are never turned away.
         assert http.post(f"/api/mint/{token}", json={"quantity": 1}).status_code == 402
         assert http.get("/healthz").status_code == 200
+
+
+def _backlog(settings: Settings) -> int:
+    return int(query(settings, q("settlement_backlog"))[0]["n"])
+
+
+def test_beyond_the_settlement_backlog_paid_posts_are_turned_away_until_it_drains(
+    settings: Settings, deployment: Deployment, devchain: Chain, pg_server: str
+) -> None:
+    """While more accepted work waits for the chain than ADMISSION_MAX_BACKLOG (over every process:
+    read from PostgreSQL), a paid POST gets 503 settlement_backlog with Retry-After and stores nothing;
+    asking the price still gets its 402; once the backlog is under the limit again, the same signed
+    payment is accepted. A payment set aside until later (before its validAfter, say) is not backlog.
+    A database of its own, so the backlog is this test's alone."""
+    token = deployment.token.address
+    with scratch_database(pg_server, "x402_backlog") as url:
+        migrate(url)
+        deploy.register_token(url, deploy.read_token(devchain.w3, token))
+        gated = with_settings(settings, database_url=url, admission_max_backlog=2)
+        with LiveServer(gated) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+            accept = http.post(f"/api/mint/{token}", json={"quantity": 1}).json()["accepts"][0]
+            headers = [sign_payment(accept, Account.create().key.hex(), chain_id=CHAIN_ID) for _ in range(4)]
+
+            def pay(header: str) -> httpx.Response:
+                time.sleep(2 * REFRESH_SECONDS + 0.1)  # each answer sees the backlog the one before left
+                return http.post(f"/api/mint/{token}", json={"quantity": 1}, headers={"X-PAYMENT": header})
+
+            replies = [pay(h) for h in headers]
+            assert [r.status_code for r in replies] == [202, 202, 202, 503], [r.text for r in replies]
+            assert _backlog(gated) == 3
+            refused = replies[-1]
+            assert refused.headers["retry-after"] == "1"
+            assert refused.json()["reason"] == "settlement_backlog" and refused.json()["message"]
+            assert query(gated, "SELECT count(*) AS n FROM payment_queue")[0]["n"] == 3  # nothing stored
+            assert http.post(f"/api/mint/{token}", json={"quantity": 1}).status_code == 402
+            # One set aside until later no longer counts: the backlog is at the limit, not over it.
+            first = replies[0].json()["paymentQueueId"]
+            later = "UPDATE payment_queue SET locked_until = now() + interval '1 hour' WHERE id = %s"
+            query(gated, later + " RETURNING id", first)
+            assert _backlog(gated) == 2
+            again = pay(headers[3])
+            assert again.status_code == 202, again.text
+            assert query(gated, "SELECT count(*) AS n FROM payment_queue")[0]["n"] == 4

@@ -15,23 +15,16 @@ from shared.chain.contracts import load_artifact
 from shared.config import Settings, StageSettings
 from tests.integration.conftest import Chain, Deployment
 from tests.integration.helpers import buy
-from tests.integration.stages import Stages, finished, payment, query, rpc
+from tests.integration.stages import Stages, finished, new_relayer_keys, payment, query
 
 pytestmark = pytest.mark.chain
-
-
-def new_keys(devchain: Chain, n: int) -> list[str]:
-    keys = ["0x" + os.urandom(32).hex() for _ in range(n)]
-    for key in keys:
-        rpc(devchain.w3, "anvil_setBalance", Account.from_key(key).address, hex(10**19))
-    return keys
 
 
 def test_each_stage_spreads_its_transactions_over_its_keys(
     client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment
 ) -> None:
     w3 = devchain.w3
-    payment_keys, mint_keys = new_keys(devchain, 2), new_keys(devchain, 2)
+    payment_keys, mint_keys = new_relayer_keys(w3, 2), new_relayer_keys(w3, 2)
     token = w3.eth.contract(
         address=Web3.to_checksum_address(deployment.token.address), abi=load_artifact("MintToken").abi
     )

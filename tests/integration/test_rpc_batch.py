@@ -71,6 +71,16 @@ def test_block_hashes_in_one_batch(devchain: Chain) -> None:
     assert hashes[head] == bytes(w3.eth.get_block(head)["hash"])
 
 
+def test_mined_nonces_in_one_batch(devchain: Chain) -> None:
+    w3 = devchain.w3
+    busy, fresh = w3.eth.accounts[5], "0x" + "7e" * 20
+    w3.eth.send_transaction({"from": busy, "to": busy, "value": 1})
+    nonces = rpc_batch.mined_nonces(w3, [busy, busy.lower(), fresh])
+    assert nonces == {busy.lower(): w3.eth.get_transaction_count(busy, "latest"), fresh: 0}
+    assert nonces[busy.lower()] >= 1
+    assert rpc_batch.mined_nonces(w3, ["0x12"]) == {}  # not an address: refused, left out
+
+
 def test_a_refused_entry_is_left_out_for_the_one_at_a_time_path(devchain: Chain) -> None:
     w3 = devchain.w3
     found = rpc_batch.receipts(w3, ["0x1234"])  # not a hash: the node answers this entry with an error

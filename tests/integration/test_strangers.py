@@ -21,7 +21,7 @@ from shared.chain.contracts import load_artifact
 from shared.config import Settings
 from tests.integration.conftest import CHAIN_ID, Chain, Deployment
 from tests.integration.helpers import ask_price
-from tests.integration.stages import Stages, finished, payment, query, rpc
+from tests.integration.stages import Stages, finished, mine_past, payment, query, rpc
 from tests.integration.strangers import Signed, Stranger
 
 pytestmark = pytest.mark.chain
@@ -211,8 +211,7 @@ def test_a_payment_paid_by_a_stranger_then_expired_is_completed_not_failed(
     try:
         stages.payment.run_once()  # used at the head, not at depth: it waits
         assert payment(quick, payment_id)["state"] == "pending"
-        while time.time() <= valid_before + 1:
-            time.sleep(0.2)
+        mine_past(devchain.w3, valid_before)
         settle_while_mining(stages, devchain, quick, payment_id)
     finally:
         stages.close()

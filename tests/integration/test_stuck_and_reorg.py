@@ -16,7 +16,17 @@ from shared.config import Settings
 from shared.settlement.unmined import EXPIRED_UNMINED
 from tests.integration.conftest import CHAIN_ID, Chain, Deployment
 from tests.integration.helpers import ask_price, buy
-from tests.integration.stages import Stages, attempts, chain_tx, finished, payment, query, rpc
+from tests.integration.stages import (
+    Stages,
+    attempts,
+    chain_tx,
+    finished,
+    mine_past,
+    new_relayer_keys,
+    payment,
+    query,
+    rpc,
+)
 
 pytestmark = pytest.mark.chain
 BUYER = anvil.dev_account(18)
@@ -117,8 +127,14 @@ def test_an_authorization_that_expires_in_our_unmined_transaction_fails_its_paym
     """Our transaction is never mined (dropped, and it stays dropped) while the authorization it carries
     expires: nothing may wait for it forever. Once the chain's time at depth is past validBefore with
     the authorization unused, the payment fails for good (supply back), and the transaction, left with
-    nothing to pay, is cancelled."""
-    quick = replace(settings, settle_margin_seconds=1, rebroadcast_after_seconds=0.5)
+    nothing to pay, is cancelled. A relayer of its own: payment-sender tidies a relayer's oldest
+    unmined transactions first, and earlier tests may have left some of the suite's relayer."""
+    quick = replace(
+        settings,
+        settle_margin_seconds=1,
+        rebroadcast_after_seconds=0.5,
+        payment_relayer_keys=tuple(new_relayer_keys(devchain.w3, 1)),
+    )
     token = deployment.token.address
     with TestClient(create_app(quick)) as client:
         valid_before = int(time.time()) + 4
@@ -134,9 +150,7 @@ def test_an_authorization_that_expires_in_our_unmined_transaction_fails_its_paym
         sent = payment(quick, payment_id)
         assert sent["state"] == "sent"
         rpc(devchain.w3, "anvil_dropTransaction", sent["tx_hash"])  # it will never be mined
-        while time.time() <= valid_before + 1:
-            time.sleep(0.2)
-        rpc(devchain.w3, "evm_mine")  # the chain's time passes validBefore, the authorization unused
+        mine_past(devchain.w3, valid_before)  # the chain's time passes validBefore, the authorization unused
         stages.payment.run_once()  # its upkeep looks at our unmined transactions
 
         row = payment(quick, payment_id)

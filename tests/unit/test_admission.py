@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from api.admission import should_shed
+from api.backlog import over_backlog
 from api.processes import listening_socket
 
 
@@ -41,3 +42,18 @@ def test_the_listening_socket_is_tcp_with_nodelay_and_shares_its_port() -> None:
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.parametrize(
+    ("backlog", "limit", "over"),
+    [
+        (0, 1000, False),
+        (1000, 1000, False),  # at the limit: still let in
+        (1001, 1000, True),  # beyond it
+        (10**6, 0, False),  # 0: no limit
+    ],
+)
+def test_the_settlement_backlog_turns_newcomers_away_only_beyond_its_limit(
+    backlog: int, limit: int, over: bool
+) -> None:
+    assert over_backlog(backlog, limit) is over
