@@ -6,7 +6,8 @@ faster than the chain can carry their transfers and mints, every payment accepte
 waits longer inside (Little's law: the wait is the backlog ÷ what the chain carries a second), its
 validBefore running out. So admission turns paid POSTs away (503 `settlement_backlog`, Retry-After)
 while the backlog is above ADMISSION_MAX_BACKLOG: the queue stays with the buyers, who send the
-same payment again (nothing was stored), and the payments inside settle within seconds.
+same payment again (nothing was stored), and the payments inside settle within seconds. It is off
+unless set (its right size is what the chain settles in a few seconds).
 
 The backlog is payments waiting for payment-sender or for their transaction (not those it set aside
 for later, e.g. before their validAfter) plus mints not yet on chain. While paid POSTs come in, each

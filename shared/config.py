@@ -211,7 +211,7 @@ class Settings:
     upkeep_interval_seconds: float = 1.0  # senders' upkeep (gaps, bumps, unmined, watch): at most this often
     admission_deadline_seconds: float = 2.0  # a paid POST that would wait longer: 503 + Retry-After
     admission_floor: int = 64  # paid POSTs in flight (per API process) always admitted
-    admission_max_backlog: int = 1000  # payments and mints accepted, not yet on chain: 503 beyond (0: off)
+    admission_max_backlog: int = 0  # payments and mints accepted, not yet on chain: 503 beyond (0: off)
     dashboard_token: str = field(default="", repr=False)  # required unless the API listens on loopback only
 
     @property
@@ -332,6 +332,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upkeep_interval_seconds=_float(e, "UPKEEP_INTERVAL_SECONDS", 1.0),
         admission_deadline_seconds=_float(e, "ADMISSION_DEADLINE_SECONDS", 2.0),
         admission_floor=_positive(e, "ADMISSION_FLOOR", 64),
-        admission_max_backlog=_non_negative(e, "ADMISSION_MAX_BACKLOG", 1000),
+        admission_max_backlog=_non_negative(e, "ADMISSION_MAX_BACKLOG", 0),
         dashboard_token=e.get("DASHBOARD_TOKEN", ""),
     )

@@ -121,8 +121,6 @@ def settings(database_url: str, devchain: Chain, deployment: Deployment) -> Sett
         mint_stage=StageSettings(10, 0.5),
         rebroadcast_after_seconds=3.0,
         upkeep_interval_seconds=0.0,  # tests call run_once and expect its upkeep every time
-        # The suite's database keeps what earlier tests left open; test_admission sets its own.
-        admission_max_backlog=0,
     )
 
 
