@@ -48,7 +48,7 @@ def _reachable_by_postgres(path: Path) -> bool:
     return probe.returncode == 0
 
 
-def _cluster_dir() -> Path:
+def cluster_dir() -> Path:
     if PG_LINK.exists():
         return PG_LINK.resolve()
     DEV_DIR.mkdir(parents=True, exist_ok=True)
@@ -66,19 +66,22 @@ def url(port: int, dbname: str = "postgres") -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{dbname}"
 
 
-def _answers(dsn: str) -> bool:
+def serves(dsn: str, data: Path) -> bool:
+    """Whether the server answering at `dsn` is the one of `data` (the port recorded for a stopped
+    cluster may have been taken since by another checkout's)."""
     try:
-        with psycopg.connect(dsn, connect_timeout=2):
-            return True
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
     except psycopg.Error:
         return False
+    return row is not None and Path(str(row[0])).resolve() == data.resolve()
 
 
 def ensure_running() -> str:
     """Start (creating if needed) the local cluster; return its server URL (database `postgres`)."""
-    root = _cluster_dir()
+    root = cluster_dir()
     data, port_file, log_file = root / "data", root / "port", root / "server.log"
-    if port_file.exists() and _answers(url(int(port_file.read_text()))):
+    if port_file.exists() and serves(url(int(port_file.read_text())), data):
         return url(int(port_file.read_text()))
     sudo = _as_server_user()
     if os.geteuid() == 0:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.devnet import anvil
+from cli.devnet import anvil, postgres
 from cli.devnet.paths import PROJECT_ROOT, free_port
 from tests.integration.conftest import scratch_database
 from tests.integration.scrape import Scrape
@@ -121,3 +121,15 @@ def test_dev_up_twice_then_demo_then_down(project_copy: Path, dev_database: str)
     assert down.returncode == 0, down.stdout + down.stderr
     assert anvil.answers(f"http://127.0.0.1:{rpc_port}") is None
     assert not (project_copy / ".dev" / "supervisord.pid").exists()
+
+
+def test_a_port_another_cluster_took_is_not_taken_for_ours(pg_server: str, tmp_path: Path) -> None:
+    """The port recorded for the project's stopped cluster may since answer for another checkout's:
+    only a server whose data directory is ours counts as ours (else a fault test restarting "our"
+    server would restart nothing, and every test would write to a stranger's)."""
+    if os.environ.get("TEST_PG_URL"):
+        pytest.skip("the suite runs on a server it was given, not the project's cluster")
+    ours = postgres.cluster_dir() / "data"
+    assert postgres.serves(pg_server, ours)
+    assert not postgres.serves(pg_server, tmp_path / "data")  # another cluster's directory
+    assert not postgres.serves(postgres.url(free_port(47000)), ours)  # nothing answers there
