@@ -54,6 +54,8 @@ class Backlog:
             self._reader = asyncio.get_running_loop().create_task(self._read_while_busy())
 
     def over(self) -> bool:
+        if self.limit <= 0:
+            return False
         self._asked_at = time.monotonic()
         self._asked.set()
         return over_backlog(self.value, self.limit)

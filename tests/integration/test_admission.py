@@ -109,3 +109,24 @@ def test_beyond_the_settlement_backlog_paid_posts_are_turned_away_until_it_drain
             again = pay(headers[3])
             assert again.status_code == 202, again.text
             assert query(gated, "SELECT count(*) AS n FROM payment_queue")[0]["n"] == 4
+            # A payment paid leaves the backlog; its mint, until it is on chain, is in it.
+            paid = replies[1].json()["paymentQueueId"]
+            query(
+                gated,
+                "UPDATE payment_queue SET status = 'completed', tx_hash = %s, paid_log_index = 0"
+                " WHERE id = %s RETURNING id",
+                "0x" + "ab" * 32,
+                paid,
+            )
+            assert _backlog(gated) == 2
+            query(
+                gated,
+                "INSERT INTO mint_queue (payment_id, mint_index, mint_id, token_address, recipient)"
+                " SELECT id, 0, %s, token_address, payer FROM payment_queue WHERE id = %s RETURNING id",
+                "0x" + "cd" * 32,
+                paid,
+            )
+            assert _backlog(gated) == 3
+            minted = "UPDATE mint_queue SET status = 'completed' WHERE payment_id = %s RETURNING id"
+            query(gated, minted, paid)
+            assert _backlog(gated) == 2
