@@ -64,7 +64,9 @@ class PaymentSender(SenderStage):
             payers = {r["id"]: str(r["payer"]).lower() for r in rows}
             codes = rpc_batch.have_code(self.rt.w3, {payers[k] for k, c in calls.items() if not c.alone})
             calls = payment_calls.alone_where_code(calls, payers, codes)
-        verdicts = payment_calls.preflight(self.rt.w3, relayer.address, calls, self.aggregator)
+        verdicts = payment_calls.preflight(
+            self.rt.w3, relayer.address, calls, self.aggregator, shared_gas=self.settings.payment_shared_gas
+        )
         sendable: dict[Any, PaymentCalls] = {}
         deferred: dict[Any, str] = {}
         refused: dict[Any, str] = {}
@@ -194,7 +196,12 @@ class PaymentSender(SenderStage):
         return payment_calls.transactions(sendable, ids, size=size)
 
     def _plan(self, sendable: dict[Any, PaymentCalls], group: list[Any]) -> payment_calls.PlannedTx:
-        return payment_calls.plan([c for p in group for c in sendable[p].calls], aggregator=self.aggregator)
+        shared = not any(sendable[p].alone for p in group)  # EOAs' transfers: PAYMENT_SHARED_GAS_LIMIT each
+        return payment_calls.plan(
+            [c for p in group for c in sendable[p].calls],
+            aggregator=self.aggregator,
+            gas_each=self.settings.payment_shared_gas if shared else None,
+        )
 
     def _record_deferred(
         self,

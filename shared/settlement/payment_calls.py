@@ -134,8 +134,9 @@ class PlannedTx:
     gas: int
 
 
-def plan(calls: Sequence[Call], *, aggregator: str) -> PlannedTx:
-    """One call goes straight to its target; several go through Multicall3 (when one is configured)."""
+def plan(calls: Sequence[Call], *, aggregator: str, gas_each: int | None = None) -> PlannedTx:
+    """One call goes straight to its target; several go through Multicall3 (when one is configured),
+    each given `gas_each` there when set (EOAs' transfers sharing a transaction: see `aggregate_gas`)."""
     if len(calls) == 1 or not aggregator:
         if len(calls) != 1:
             raise ValueError("without an aggregator a transaction carries exactly one call")
@@ -143,23 +144,39 @@ def plan(calls: Sequence[Call], *, aggregator: str) -> PlannedTx:
     return PlannedTx(
         aggregator,
         multicall.encode_aggregate3([(c.target, c.data) for c in calls]),
-        AGGREGATE_GAS_BASE + sum(c.gas for c in calls),
+        aggregate_gas(calls, gas_each),
     )
 
 
+def aggregate_gas(calls: Sequence[Call], gas_each: int | None = None) -> int:
+    """The gas limit of a Multicall3 transaction of `calls`: the frame's, and each call's own limit —
+    or `gas_each` apiece, for EOAs' transfers that share a transaction. Those use a near-constant
+    amount (no code of the payer's runs), and a block takes a transaction only while its whole limit
+    fits in the gas left: a limit far above the use leaves blocks part empty when they are full.
+    Too tight, the calls after the gas ran out fail alone and go back to pre-flight (send failures).
+    Pure."""
+    return AGGREGATE_GAS_BASE + sum(c.gas if gas_each is None else gas_each for c in calls)
+
+
 def preflight(
-    w3: Web3, sender: str, payments: Mapping[Any, PaymentCalls], aggregator: str
+    w3: Web3,
+    sender: str,
+    payments: Mapping[Any, PaymentCalls],
+    aggregator: str,
+    *,
+    shared_gas: int | None = None,
 ) -> dict[Any, Preflight]:
-    """eth_call every payment's calls: the ones that may share a transaction in one aggregate3 call,
-    each that goes alone by itself. A payment's verdict is its last call's (the transfer; a deployment
-    before it may fail alone, e.g. when the wallet exists already). When the node refuses the shared
+    """eth_call every payment's calls: the ones that may share a transaction in one aggregate3 call
+    (with `shared_gas` a call, as their transaction gives them), each that goes alone by itself. A
+    payment's verdict is its last call's (the transfer; a deployment before it may fail alone, e.g.
+    when the wallet exists already). When the node refuses the shared
     aggregate as a whole (not a transport failure), each is asked alone, so one payment cannot hold up
     the others."""
     shared = {k: p.calls for k, p in payments.items() if not p.alone}
     verdicts: dict[Any, Preflight] = {}
     if aggregator and sum(len(c) for c in shared.values()) > 1:
         try:
-            verdicts.update(_aggregate(w3, sender, shared, aggregator))
+            verdicts.update(_aggregate(w3, sender, shared, aggregator, shared_gas))
             shared = {}
         except _TRANSPORT as exc:  # no answer for the lot: each waits and is tried again
             gone = Unavailable(f"pre-flight unavailable: {type(exc).__name__}: {exc}"[:500])
@@ -183,7 +200,11 @@ def preflight(
 
 
 def _aggregate(
-    w3: Web3, sender: str, calls: Mapping[Any, Sequence[Call]], aggregator: str
+    w3: Web3,
+    sender: str,
+    calls: Mapping[Any, Sequence[Call]],
+    aggregator: str,
+    gas_each: int | None = None,
 ) -> dict[Any, Preflight]:
     keys = list(calls)
     flat = [(c.target, c.data) for k in keys for c in calls[k]]
@@ -194,7 +215,7 @@ def _aggregate(
             "data": HexStr("0x" + multicall.encode_aggregate3(flat).hex()),
             # The gas the transaction will have: code that behaves only when given far more (as
             # eth_call gives by default) must show itself here.
-            "gas": AGGREGATE_GAS_BASE + sum(c.gas for k in keys for c in calls[k]),
+            "gas": aggregate_gas([c for k in keys for c in calls[k]], gas_each),
         }
     )
     results = multicall.decode_aggregate3(bytes(output))
