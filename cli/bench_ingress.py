@@ -5,7 +5,9 @@ Payments are pre-signed before the clock starts, each by its own fresh key (no p
 twice, and no per-payer cap applies), for a benchmark token with ample supply. Each phase is
 followed by the same load on GET /healthz, so the ratio means something on a shared, noisy machine.
 payment-sender is stopped while it runs (the benchmark's buyers hold no USDC; their payments are
-marked failed afterwards, which is what the pre-flight would conclude) and started again.
+marked failed afterwards, which is what the pre-flight would conclude) and started again; so is the
+dev environment's settlement backlog limit (with nothing leaving the backlog it would turn every
+payment away once that many wait): the API runs without it meanwhile, and with it again after.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import resource
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ import psycopg
 import typer
 
 from cli.buyer import answer_402
+from cli.devnet.paths import ENV_FILE
 from shared.db.queries import q
 
 SCRIPT = Path(__file__).resolve().parent / "bench_scripts" / "replay.lua"
@@ -138,6 +143,30 @@ def fail_benchmark_payments(database_url: str, token: str, chunk: int = 500) -> 
     return failed
 
 
+@contextmanager
+def without_backlog_limit(api_url: str, supervisorctl: list[str]) -> Iterator[None]:
+    """The API without the dev environment's ADMISSION_MAX_BACKLOG while the block runs (restarted
+    with ADMISSION_MAX_BACKLOG=0 in .dev/dev.env), then as it was."""
+    from cli.dev import wait_for_api
+
+    kept = ENV_FILE.read_text() if ENV_FILE.exists() else ""
+    lines = [line for line in kept.splitlines() if not line.startswith("ADMISSION_MAX_BACKLOG=")]
+    if len(lines) == len(kept.splitlines()):
+        yield  # no limit set: nothing to lift
+        return
+
+    def restart_api(settings: str) -> None:
+        ENV_FILE.write_text(settings)
+        subprocess.run([*supervisorctl, "restart", "api"], capture_output=True)
+        wait_for_api(api_url)
+
+    restart_api("".join(f"{line}\n" for line in [*lines, "ADMISSION_MAX_BACKLOG=0"]))
+    try:
+        yield
+    finally:
+        restart_api(kept)
+
+
 def ingress(state: dict[str, Any], token: str, supervisorctl: list[str]) -> None:
     if shutil.which("wrk") is None:
         raise typer.BadParameter("wrk is not installed: `make bench` installs it (apt-get install wrk)")
@@ -152,7 +181,7 @@ def ingress(state: dict[str, Any], token: str, supervisorctl: list[str]) -> None
     )
     subprocess.run([*supervisorctl, "stop", "payment-sender"], capture_output=True)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with without_backlog_limit(url, supervisorctl), tempfile.TemporaryDirectory() as tmp:
             empty = Path(tmp) / "none.txt"
             empty.write_text("")
             only = {int(c) for c in os.environ.get("BENCH_CONNECTIONS", "").split(",") if c}

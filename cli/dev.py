@@ -15,19 +15,21 @@ import typer
 from web3 import Web3
 
 from cli.devnet import anvil, deploy, postgres
-from cli.devnet.paths import DEV_DIR, DEVNET_FILE, PROJECT_ROOT
+from cli.devnet.paths import DEV_DIR, DEVNET_FILE, ENV_FILE, PROJECT_ROOT
 from shared import chain
 from shared.db.migrations import migrate
 from shared.x402 import network_name
 
 app = typer.Typer(help="The local dev environment under .dev/.", no_args_is_help=True)
 SUPERVISORD_CONF = PROJECT_ROOT / "supervisord.conf"
-ENV_FILE = DEV_DIR / "dev.env"
 ANVIL_PID = DEV_DIR / "anvil.pid"
 METRICS_DIR = DEV_DIR / "metrics"  # PROMETHEUS_MULTIPROC_DIR in supervisord.conf
 DEFAULT_API_PORT = 8402
 DEFAULT_RPC_PORT = 8545
 API_WORKERS = max(1, min(4, os.cpu_count() or 1))  # one uvicorn worker per core
+# The dev chain carries about 370 purchases a second at 1 s blocks (30,000,000 gas ÷ ~82,000):
+# beyond about two seconds of that accepted and not yet on chain, paid POSTs are turned away.
+DEV_MAX_BACKLOG = 800
 BUYER_FUNDS = 1_000_000 * 10**6  # 1M test USDC each
 
 
@@ -140,6 +142,7 @@ def up(
                 # anvil now and then drops a transaction that arrives while it builds a block: with
                 # 1 s blocks, re-send stored bytes after 3 s rather than the production 15 s.
                 "REBROADCAST_AFTER_SECONDS": 3,
+                "ADMISSION_MAX_BACKLOG": DEV_MAX_BACKLOG,
             }.items()
         )
     )
@@ -160,7 +163,7 @@ def up(
     )
     DEVNET_FILE.write_text(json.dumps(state, indent=2) + "\n")
     _start_supervisord()
-    _wait_for_api(state["api_url"])
+    wait_for_api(state["api_url"])
     typer.echo(
         f"dev environment up: API {state['api_url']}, RPC {rpc_url}, chain {chain_id}; "
         f"state in {DEVNET_FILE.relative_to(PROJECT_ROOT)}"
@@ -169,7 +172,7 @@ def up(
     typer.echo(f"  supervisorctl -c {SUPERVISORD_CONF.name} status   |   x402-mint dev down")
 
 
-def _wait_for_api(api_url: str, timeout: float = 30.0) -> None:
+def wait_for_api(api_url: str, timeout: float = 30.0) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout

@@ -42,6 +42,11 @@ RECHECK_SECONDS = 0.5
 FRESH_SECONDS, FRESH_RECHECK_SECONDS = 2.0, 0.05
 ERROR_RECHECK_SECONDS = 2.0
 DROP_GRACE_SECONDS = 5.0
+# Next in line for its sender (its nonce is the sender's mined count) and still not mined this long
+# after it was sent: re-sent from its stored bytes. A node now and then loses a transaction it accepted
+# (anvil does), and every later one of the sender waits behind it; a node that still holds it answers
+# "already known", nothing more.
+HEAD_OF_LINE_RESEND_SECONDS = 1.0
 
 
 class Confirmer:
@@ -204,7 +209,13 @@ class Confirmer:
         if tx["broadcast_count"] == 0:  # its sender died between commit and broadcast
             return bool((now - tx["created_at"]).total_seconds() > 1.0)
         last = tx["last_broadcast_at"]
-        return last is None or bool((now - last).total_seconds() > self.settings.rebroadcast_after_seconds)
+        if last is None:
+            return True
+        waited = float((now - last).total_seconds())
+        head_of_line = self._mined_nonces.get(tx["from_address"].lower()) == tx["nonce"]
+        return waited > (
+            HEAD_OF_LINE_RESEND_SECONDS if head_of_line else self.settings.rebroadcast_after_seconds
+        )
 
     def _replan(self, tx: dict[str, Any], state: str, reason: str) -> int:
         with self.rt.pool.connection() as conn, conn.transaction():

@@ -7,6 +7,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEV_DIR = PROJECT_ROOT / ".dev"
 DEVNET_FILE = DEV_DIR / "devnet.json"
+ENV_FILE = DEV_DIR / "dev.env"  # the running dev environment's settings (X402_ENV_FILE of its programs)
 NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
 
 

@@ -56,6 +56,27 @@ def test_dropped_transaction_is_rebroadcast_from_storage(
         stages.close()
 
 
+def test_a_lost_transaction_next_in_line_is_sent_again_at_once(
+    client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment, manual_mining: None
+) -> None:
+    """A node that loses a transaction it accepted holds up every later one of its sender: the one
+    next in line is re-sent a second after it was sent, not after REBROADCAST_AFTER_SECONDS."""
+    stages = make_stages(settings, rebroadcast_after_seconds=600.0)
+    try:
+        payment_id = buy(client, deployment.token.address, BUYER.key.hex(), 1)
+        stages.payment.run_once()
+        tx_hash = payment(settings, payment_id)["tx_hash"]
+        rpc(devchain.w3, "anvil_dropTransaction", tx_hash)
+        assert rpc(devchain.w3, "eth_getTransactionByHash", tx_hash) is None
+        rpc(devchain.w3, "evm_setAutomine", True)
+        stages.run_until(lambda: finished(settings, payment_id), timeout=30.0)
+        row = payment(settings, payment_id)
+        assert row["state"] == "completed" and row["tx_hash"] == tx_hash
+        assert chain_tx(settings, row["chain_tx_id"])["broadcast_count"] == 2  # the same bytes, once more
+    finally:
+        stages.close()
+
+
 def test_underpriced_transaction_is_replaced_with_bumped_fees(
     client: TestClient, settings: Settings, devchain: Chain, deployment: Deployment, manual_mining: None
 ) -> None:
