@@ -52,3 +52,15 @@ def test_an_error_carries_its_traceback_as_text(json_logs: io.StringIO) -> None:
     assert line["level"] == "error"
     exception = str(line["exception"])
     assert exception.startswith("Traceback") and "RuntimeError: the node went away" in exception
+
+
+def test_uvicorn_writes_no_line_per_request(json_logs: io.StringIO) -> None:
+    # uvicorn logs each request only while its access logger has a handler (hasHandlers): none here
+    # (pytest's own capture handlers aside), and none above it either.
+    access = logging.getLogger("uvicorn.access")
+    assert not access.propagate
+    assert [h for h in access.handlers if not type(h).__module__.startswith("_pytest")] == []
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "POST", "/api/mint/0x", "1.1", 202)
+    logging.getLogger("uvicorn.error").info("Started server process")  # its own lines still are
+    (line,) = lines(json_logs)
+    assert line["event"] == "Started server process" and line["logger"] == "uvicorn.error"
