@@ -142,10 +142,14 @@ def _aggregator(raw: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StageSettings:
-    """How one stage polls: how many rows a claim takes, and the idle wait between empty polls."""
+    """How one stage polls: how many rows a claim takes, the idle wait between empty polls, and how
+    long a notice that wakes it idle lets more work gather before it claims (`linger`, as Kafka's
+    linger.ms: work that comes in a stream — or to several copies of the stage at once — then goes
+    out in full batches, not a transaction for each few rows)."""
 
     batch_size: int
     poll_interval: float
+    linger: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +180,9 @@ class Settings:
     payment_relayer_keys: tuple[str, ...] = field(default=(), repr=False)  # a pool: claims take turns
     mint_relayer_keys: tuple[str, ...] = field(default=(), repr=False)
     refund_relayer_keys: tuple[str, ...] = field(default=(), repr=False)  # empty: the mint relayer keys
-    payment_stage: StageSettings = StageSettings(50, 4.0)
+    payment_stage: StageSettings = StageSettings(50, 4.0, 0.05)
     confirm_stage: StageSettings = StageSettings(20, 2.0)
-    mint_stage: StageSettings = StageSettings(100, 3.0)
+    mint_stage: StageSettings = StageSettings(100, 3.0, 0.05)
     refund_stage: StageSettings = StageSettings(10, 5.0)
     confirmations: int = 1
     lease_seconds: int = 60
@@ -294,12 +298,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mint_relayer_keys=_keys(e, "MINT_RELAYER_KEYS", "MINT_RELAYER_KEY"),
         refund_relayer_keys=_keys(e, "REFUND_RELAYER_KEYS", "REFUND_RELAYER_KEY"),
         payment_stage=StageSettings(
-            _int(e, "PAYMENT_BATCH_SIZE", 50), _float(e, "PAYMENT_POLL_INTERVAL", 4.0)
+            _int(e, "PAYMENT_BATCH_SIZE", 50),
+            _float(e, "PAYMENT_POLL_INTERVAL", 4.0),
+            _float(e, "PAYMENT_LINGER_SECONDS", 0.05),
         ),
         confirm_stage=StageSettings(
             _int(e, "CONFIRM_BATCH_SIZE", 20), _float(e, "CONFIRM_POLL_INTERVAL", 2.0)
         ),
-        mint_stage=StageSettings(_int(e, "MINT_BATCH_SIZE", 100), _float(e, "MINT_POLL_INTERVAL", 3.0)),
+        mint_stage=StageSettings(
+            _int(e, "MINT_BATCH_SIZE", 100),
+            _float(e, "MINT_POLL_INTERVAL", 3.0),
+            _float(e, "MINT_LINGER_SECONDS", 0.05),
+        ),
         refund_stage=StageSettings(_int(e, "REFUND_BATCH_SIZE", 10), _float(e, "REFUND_POLL_INTERVAL", 5.0)),
         confirmations=_int(e, "CONFIRMATIONS", 1),
         lease_seconds=_int(e, "LEASE_SECONDS", 60),

@@ -1,7 +1,9 @@
 """The run loop every stage shares (after procrastinate's worker and pgqueuer's supervisor).
 
 Idle, a stage waits for whichever comes first: a NOTIFY on one of its channels, its poll interval,
-or a stop. With a backlog (a batch came back full) it keeps draining without sleeping. SIGTERM and
+or a stop; woken by a NOTIFY, it lets more work gather for its `linger` before it claims (a copy
+idle beside a busy one would otherwise claim each few rows as they arrive). With a backlog (a batch
+came back full) it keeps draining without sleeping. SIGTERM and
 SIGINT only set the stop event; the batch in hand finishes, and a watchdog ends the process if that
 takes longer than `drain_seconds` (shorter than supervisord's stopwaitsecs). Ending it early is safe:
 every row it held is either committed in its new status or reclaimed when its lease runs out.
@@ -111,6 +113,17 @@ class Listener:
                 stop.wait(min(remaining, 1.0))
         return False
 
+    def discard_pending(self) -> None:
+        """Drop the notices already here: the claim that follows sees the work they announced (a
+        notice is sent at its writer's commit)."""
+        try:
+            if self._conn is not None and not self._conn.closed:
+                for _ in self._conn.notifies(timeout=0):
+                    pass
+        except psycopg.Error as exc:
+            log.warning("listener_unavailable", error=str(exc))
+            self.close()
+
     def close(self) -> None:
         if self._conn is not None:
             try:
@@ -172,7 +185,9 @@ def run_stage(
             interval = stage.stage_settings.poll_interval
             if stage.wake_after is not None:
                 interval = min(interval, stage.wake_after)
-            listener.wait(interval, stop)
+            if listener.wait(interval, stop) and stage.stage_settings.linger > 0:
+                stop.wait(stage.stage_settings.linger)
+                listener.discard_pending()  # what came meanwhile is in the claim that follows
     finally:
         listener.close()
         log.info("stage_stopped", stage=stage.name)
