@@ -1,9 +1,9 @@
 """The run loop every stage shares (after procrastinate's worker and pgqueuer's supervisor).
 
 Idle, a stage waits for whichever comes first: a NOTIFY on one of its channels, its poll interval,
-or a stop; woken by a NOTIFY, it lets more work gather for its `linger` before it claims (a copy
-idle beside a busy one would otherwise claim each few rows as they arrive). With a backlog (a batch
-came back full) it keeps draining without sleeping. SIGTERM and
+or a stop; woken by a NOTIFY, or after a batch that was not full, it lets more work gather for its
+`linger` before it claims again (copies of a stage would otherwise take turns claiming each few rows
+as they arrive). With a backlog (a batch came back full) it keeps draining without sleeping. SIGTERM and
 SIGINT only set the stop event; the batch in hand finishes, and a watchdog ends the process if that
 takes longer than `drain_seconds` (shorter than supervisord's stopwaitsecs). Ending it early is safe:
 every row it held is either committed in its new status or reclaimed when its lease runs out.
@@ -180,8 +180,11 @@ def run_stage(
                 continue
             if handled >= stage.stage_settings.batch_size:
                 continue  # a backlog: keep draining
-            if handled:
-                continue  # something moved; look again before sleeping (cheap when empty)
+            if handled:  # something moved; look again before sleeping (cheap when empty) ...
+                if stage.stage_settings.linger > 0:  # ... after letting a part batch's rest gather
+                    stop.wait(stage.stage_settings.linger)
+                    listener.discard_pending()
+                continue
             interval = stage.stage_settings.poll_interval
             if stage.wake_after is not None:
                 interval = min(interval, stage.wake_after)
