@@ -64,6 +64,7 @@ class Confirmer:
         self._mined_nonces: dict[str, int] = {}  # sender (lower-case) → its transaction count
         self._looked_again: set[int] = set()  # ids whose receipts were read after their nonce
         self._pinned: history.Pinned | None = None
+        self._rechecks: list[tuple[str, dict[str, Any]]] = []  # written together after the batch
 
     def start(self) -> None:
         pass
@@ -83,12 +84,14 @@ class Confirmer:
         self._prefetch(txs)
         head = self.rt.w3.eth.block_number  # after the receipts: at least as new as any block they name
         settled = 0
+        self._rechecks = []
         for tx in txs:
             try:
                 settled += self._check(tx, head)
             except Exception as exc:  # one bad answer must not hold the others for a whole lease
                 log.warning("tx_check_failed", chain_tx_id=tx["id"], nonce=tx["nonce"], error=str(exc)[:300])
                 self._recheck(tx, delay=ERROR_RECHECK_SECONDS)
+        self._write_rechecks()
         log.info("confirmer_batch", checking=len(txs), confirmed=settled, head=head)  # the seed's line
         return settled
 
@@ -181,25 +184,38 @@ class Confirmer:
         self, tx: dict[str, Any], *, seen_block: int | None = None, delay: float = RECHECK_SECONDS
     ) -> None:
         self.wake_after = min(self.wake_after or delay, delay)
+        if seen_block is None:
+            self._rechecks.append(("recheck_chain_tx_later", {"id": tx["id"], "delay": delay}))
+        else:
+            self._rechecks.append(
+                ("mark_receipt_seen", {"id": tx["id"], "block_number": seen_block, "delay": RECHECK_SECONDS})
+            )
+
+    def _write_rechecks(self) -> None:
+        """The batch's next checks, in one database transaction (a commit each cost a WAL flush each,
+        a dozen times per transaction while it waits for its block). Lost with the process, a row is
+        looked at again when its claim's lease runs out, as after any crash."""
+        if not self._rechecks:
+            return
         with self.rt.pool.connection() as conn, conn.transaction():
-            if seen_block is None:
-                conn.execute(q("recheck_chain_tx_later"), {"id": tx["id"], "delay": delay})
-            else:
-                conn.execute(
-                    q("mark_receipt_seen"),
-                    {"id": tx["id"], "block_number": seen_block, "delay": RECHECK_SECONDS},
-                )
+            for name, params in self._rechecks:
+                conn.execute(q(name), params)
+        self._rechecks = []
 
     def _not_yet(self, tx: dict[str, Any]) -> None:
         reorged = tx["seen_block_number"] is not None
-        if tx["latest_raw_tx"] is not None and (reorged or self._rebroadcast_due(tx)):
-            if reorged:
-                log.warning("receipt_vanished_in_reorg", chain_tx_id=tx["id"], block=tx["seen_block_number"])
-                with self.rt.pool.connection() as conn, conn.transaction():
+        if tx["has_raw_tx"] and (reorged or self._rebroadcast_due(tx)):
+            with self.rt.pool.connection() as conn, conn.transaction():
+                if reorged:
+                    log.warning(
+                        "receipt_vanished_in_reorg", chain_tx_id=tx["id"], block=tx["seen_block_number"]
+                    )
                     conn.execute(q("forget_receipt_seen"), {"id": tx["id"]})
-            hashes = [a["hash"] for a in tx["attempts"]]
-            stored = Outgoing(tx["id"], bytes(tx["latest_raw_tx"]), hashes[-1], tx["nonce"])
-            broadcast_stored(self.rt, [stored], "tx_rebroadcast")
+                raw = conn.execute(q("latest_raw_tx"), {"id": tx["id"]}).fetchone()
+            if raw is not None:
+                hashes = [a["hash"] for a in tx["attempts"]]
+                stored = Outgoing(tx["id"], bytes(raw["raw_tx"]), hashes[-1], tx["nonce"])
+                broadcast_stored(self.rt, [stored], "tx_rebroadcast")
         last = tx["last_broadcast_at"]
         fresh = last is not None and (datetime.now(UTC) - last).total_seconds() < FRESH_SECONDS
         self._recheck(tx, delay=FRESH_RECHECK_SECONDS if fresh else RECHECK_SECONDS)

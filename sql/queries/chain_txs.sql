@@ -30,8 +30,14 @@ RETURNING t.id, t.chain_id, t.from_address, t.nonce, t.purpose, t.external, t.br
           t.last_broadcast_at, t.seen_block_number,
           (SELECT json_agg(json_build_object('hash', a.tx_hash, 'kind', a.kind) ORDER BY a.id)
              FROM chain_tx_attempts a WHERE a.chain_tx_id = t.id) AS attempts,
-          (SELECT a.raw_tx FROM chain_tx_attempts a WHERE a.chain_tx_id = t.id AND a.raw_tx IS NOT NULL
-            ORDER BY a.id DESC LIMIT 1) AS latest_raw_tx;
+          EXISTS (SELECT 1 FROM chain_tx_attempts a WHERE a.chain_tx_id = t.id AND a.raw_tx IS NOT NULL)
+            AS has_raw_tx;  -- the bytes themselves (tens of kB) only when they are re-sent: latest_raw_tx
+
+-- name: latest_raw_tx
+-- confirmer: the signed bytes of a transaction's newest stored attempt, to send them again.
+SELECT a.raw_tx FROM chain_tx_attempts a
+ WHERE a.chain_tx_id = %(id)s AND a.raw_tx IS NOT NULL
+ ORDER BY a.id DESC LIMIT 1;
 
 -- name: mark_receipt_seen
 -- confirmer: a receipt exists but is not deep enough yet; if it later vanishes, that was a reorg.
