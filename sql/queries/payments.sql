@@ -41,7 +41,9 @@ UPDATE payment_queue p
        locked_until = now() + make_interval(secs => %(lease)s), updated_at = now()
   FROM claimable
  WHERE p.id = claimable.id
-RETURNING p.*;
+RETURNING p.id, p.token_address, p.asset, p.payer, p.recipient, p.quantity, p.amount, p.nonce,
+          p.valid_after, p.valid_before, p.signature, p.status, p.attempts, p.undetermined_looks,
+          p.send_failures, p.created_at;  -- not payment_header: the signed terms are in the columns
 
 -- name: lock_claimed_payments
 -- payment-sender: the rows this claim still owns, locked for the write-ahead transaction; oldest first
