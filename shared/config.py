@@ -196,7 +196,7 @@ class Settings:
     retry_cap_seconds: float = 30.0
     max_mint_attempts: int = 5
     payment_gas_limit: int = 150_000  # a transfer that goes alone (or a contract wallet's)
-    payment_shared_gas: int = 60_000  # an EOA's transfer sharing a Multicall3 transaction
+    payment_shared_gas: int = 70_000  # an EOA's transfer sharing a Multicall3 transaction
     payment_aggregator: str = CANONICAL_MULTICALL3  # "" = one transaction per payment
     payment_aggregate_size: int = 50
     mint_gas_base: int = 80_000
@@ -327,7 +327,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_cap_seconds=_float(e, "RETRY_CAP_SECONDS", 30.0),
         max_mint_attempts=_int(e, "MAX_MINT_ATTEMPTS", 5),
         payment_gas_limit=_int(e, "PAYMENT_GAS_LIMIT", 150_000),
-        payment_shared_gas=_positive(e, "PAYMENT_SHARED_GAS_LIMIT", 60_000),
+        payment_shared_gas=_positive(e, "PAYMENT_SHARED_GAS_LIMIT", 70_000),
         payment_aggregator=_aggregator(e.get("MULTICALL3_ADDRESS", CANONICAL_MULTICALL3)),
         payment_aggregate_size=_int(e, "PAYMENT_AGGREGATE_SIZE", 50),
         mint_gas_base=_int(e, "MINT_GAS_BASE", 80_000),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from eth_abi.abi import decode, encode
 from eth_hash.auto import keccak
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.chain import multicall
 from shared.chain.reverts import reason_from_return_data
@@ -23,6 +25,13 @@ def test_aggregate3_calldata_allows_each_call_to_fail() -> None:
     assert data[:4] == keccak(b"aggregate3((address,bool,bytes)[])")[:4]
     (calls,) = decode(["(address,bool,bytes)[]"], data[4:])
     assert [(c[0], c[1], c[2]) for c in calls] == [(target, True, b"\x01\x02"), (target, True, b"")]
+
+
+@given(st.lists(st.tuples(st.binary(min_size=20, max_size=20), st.binary(max_size=300)), max_size=60))
+def test_aggregate3_calldata_is_what_eth_abi_encodes(calls: list[tuple[bytes, bytes]]) -> None:
+    pairs = [("0x" + target.hex(), data) for target, data in calls]
+    expected = encode(["(address,bool,bytes)[]"], [[(t, True, d) for t, d in pairs]])
+    assert multicall.encode_aggregate3(pairs) == keccak(b"aggregate3((address,bool,bytes)[])")[:4] + expected
 
 
 def test_aggregate3_results_decode_per_call() -> None:
