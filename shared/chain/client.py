@@ -15,6 +15,11 @@ from web3.exceptions import Web3RPCError
 from shared.chain.broadcast_errors import BroadcastOutcome, classify_broadcast_error
 from shared.chain.endpoints import FailoverProvider
 
+# web3's validation asks the node's eth_chainId before every eth_call (a second round trip for each
+# pre-flight and authorization lookup), and its ENS step walks every request's parameters for names:
+# we send no ENS names, sign with CHAIN_ID, and never use an endpoint on another chain.
+UNUSED_MIDDLEWARE = ("validation", "ens_name_to_address")
+
 
 def connect(
     rpc_urls: str | Sequence[str],
@@ -28,7 +33,7 @@ def connect(
     taken out, and with `chain_id` one on another chain never used: shared/chain/endpoints.py); retries
     are ours to decide, so the provider does not retry."""
     urls = [rpc_urls] if isinstance(rpc_urls, str) else list(rpc_urls)
-    return Web3(
+    w3 = Web3(
         FailoverProvider(
             urls,
             timeout=timeout,
@@ -37,6 +42,9 @@ def connect(
             chain_id=chain_id,
         )
     )
+    for step in UNUSED_MIDDLEWARE:
+        w3.middleware_onion.remove(step)
+    return w3
 
 
 def relayer(private_key: str) -> LocalAccount:

@@ -12,16 +12,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from eth_hash.auto import keccak
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
+from web3 import Web3
 
 from cli.devnet import anvil
 from cli.devnet.paths import free_port
 from cli.main import app as cli
+from shared.chain.client import connect
 from shared.chain.endpoints import label_of
 from shared.config import Settings
 from tests.integration.conftest import Chain, Deployment, Pipeline, with_settings
-from tests.integration.faults import FaultyProxy, ShadyRpc
+from tests.integration.faults import FaultyProxy, JsonRpcProxy, ShadyRpc
 from tests.integration.helpers import buy, wait_for, wait_until
 from tests.integration.scrape import Scrape
 from tests.integration.stages import query
@@ -167,3 +170,30 @@ def test_an_endpoint_is_probed_back_once_caught_up_and_out_again_when_it_falls_b
         asked = len(shady.asked)
         provider.make_request(*balance)  # type: ignore[arg-type]
         assert shady.asked[asked:].count("eth_getBalance") == 0
+
+
+class RecordingRpc(JsonRpcProxy):
+    """A node that notes the method of every request it is asked."""
+
+    name = "recording-rpc"
+
+    def __init__(self, port: int, target_url: str) -> None:
+        super().__init__(port, target_url)
+        self.methods: list[str] = []
+
+    def answer(self, request: dict[str, object]) -> dict[str, object]:
+        self.methods.append(str(request["method"]))
+        return self.forward(request)
+
+
+def test_an_eth_call_is_one_request(devchain: Chain, deployment: Deployment) -> None:
+    """web3's validation asked eth_chainId before every eth_call: a pre-flight or an authorization
+    lookup was two round trips to the node."""
+    with RecordingRpc(free_port(18680), devchain.rpc_url) as node:
+        w3 = connect(node.url)
+        usdc = Web3.to_checksum_address(deployment.usdc.address)
+        total_supply = keccak(b"totalSupply()")[:4]
+        for _ in range(3):
+            assert len(w3.eth.call({"to": usdc, "data": total_supply})) == 32
+        assert node.methods.count("eth_call") == 3
+        assert "eth_chainId" not in node.methods  # (the endpoint's own health reads aside: eth_blockNumber)
