@@ -113,9 +113,12 @@ class Listener:
                 stop.wait(min(remaining, 1.0))
         return False
 
-    def discard_pending(self) -> None:
-        """Drop the notices already here: the claim that follows sees the work they announced (a
-        notice is sent at its writer's commit)."""
+    def linger(self, seconds: float, stop: threading.Event) -> None:
+        """Let work gather for `seconds` (unless stopped), then drop the notices that came meanwhile:
+        the claim that follows sees the work they announced (a notice is sent at its writer's commit)."""
+        if seconds <= 0:
+            return
+        stop.wait(seconds)
         try:
             if self._conn is not None and not self._conn.closed:
                 for _ in self._conn.notifies(timeout=0):
@@ -180,17 +183,14 @@ def run_stage(
                 continue
             if handled >= stage.stage_settings.batch_size:
                 continue  # a backlog: keep draining
-            if handled:  # something moved; look again before sleeping (cheap when empty) ...
-                if stage.stage_settings.linger > 0:  # ... after letting a part batch's rest gather
-                    stop.wait(stage.stage_settings.linger)
-                    listener.discard_pending()
+            if handled:  # something moved: look again before sleeping (cheap when empty), once the
+                listener.linger(stage.stage_settings.linger, stop)  # rest of a part batch gathered
                 continue
             interval = stage.stage_settings.poll_interval
             if stage.wake_after is not None:
                 interval = min(interval, stage.wake_after)
-            if listener.wait(interval, stop) and stage.stage_settings.linger > 0:
-                stop.wait(stage.stage_settings.linger)
-                listener.discard_pending()  # what came meanwhile is in the claim that follows
+            if listener.wait(interval, stop):
+                listener.linger(stage.stage_settings.linger, stop)
     finally:
         listener.close()
         log.info("stage_stopped", stage=stage.name)

@@ -11,6 +11,7 @@ from psycopg import sql
 
 from shared.config import StageSettings
 from shared.stage import run_stage
+from tests.integration.helpers import wait_until
 
 CHANNEL = "x402_test_stage_loop"
 
@@ -43,17 +44,9 @@ def running(stage: CountingStage, database_url: str) -> tuple[threading.Thread, 
     stop = threading.Event()
     thread = threading.Thread(target=run_stage, args=(stage, database_url, stop), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not stage.claims and time.monotonic() < deadline:  # its first look, at start
-        time.sleep(0.01)
+    wait_until(lambda: stage.claims, timeout=10)  # its first look, at start
     time.sleep(0.3)  # listening by now (the listener connects on its first wait)
     return thread, stop
-
-
-def until(condition: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.01)
 
 
 def test_a_notice_wakes_an_idle_stage_which_lingers_then_claims_once(database_url: str) -> None:
@@ -64,7 +57,7 @@ def test_a_notice_wakes_an_idle_stage_which_lingers_then_claims_once(database_ur
         sent = notify(database_url)
         time.sleep(0.1)
         notify(database_url, times=4)  # more work arriving while it lingers
-        until(lambda: len(stage.claims) > before)
+        wait_until(lambda: len(stage.claims) > before, timeout=10)
         time.sleep(0.7)  # time for any further claim the notices might (wrongly) cause
         woken = stage.claims[before:]
         assert len(woken) == 1, "one claim for all the work that came while it lingered"
@@ -81,7 +74,7 @@ def test_without_a_linger_a_notice_is_claimed_at_once(database_url: str) -> None
     try:
         before = len(stage.claims)
         notify(database_url)
-        until(lambda: len(stage.claims) > before)
+        wait_until(lambda: len(stage.claims) > before, timeout=10)
         assert len(stage.claims) > before  # woken by the notice, well before its 60 s poll interval
     finally:
         stop.set()
